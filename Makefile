@@ -1,0 +1,35 @@
+# The README's two commands: `make demo` and `make test`. Both build .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
+ARGS   ?=
+
+.PHONY: demo test bench docs $(VENV)
+
+demo: $(VENV)
+	$(PY) recipes/nmnist_demo.py $(ARGS)
+
+test: $(VENV)
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(VENV)
+	$(PY) bench/lif.py $(ARGS)
+
+docs: $(DOCS_STAMP)
+	$(PY) -m mkdocs build
+
+$(VENV): $(STAMP)
+
+# torch and torchvision are pinned and installed first: an unpinned resolve can pull a
+# different torch (gigabytes of wheels) before pip settles on a version.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -e '.[docs]'
+	touch $@
