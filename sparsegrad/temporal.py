@@ -1,0 +1,155 @@
+"""TWO, the Temporally Weighted Output (paper Eq. 15-17, Algorithm 1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["TemporalWeightedHead"]
+
+
+class TemporalWeightedHead(nn.Module):
+    """Weights a spiking model's per-timestep outputs by factors that follow accuracy.
+
+    ``forward`` returns ``y = sum_t factors[t] * I_L[t]`` (Eq. 15). With uniform factors,
+    the initial state, this is the usual ``mean_t I_L[t]``. In training,
+    ``forward(x, target=labels)`` counts per timestep the samples whose own argmax of
+    ``I_L[t]`` is the label (``c_t``), and the factors move towards the normalised counts::
+
+        Delta_t = c_t / sum_s c_s                                        (Eq. 16)
+        factors_t <- beta * factors_t + (1 - beta) * Delta_t              (Eq. 17)
+
+    so they stay positive and sum to 1. ``update_every="epoch"`` (the authors' code)
+    gathers counts over an epoch and updates when the trainer calls
+    :meth:`update_factors` at the epoch's end; ``"step"`` (Algorithm 1 read per minibatch)
+    updates inside every training forward, after the output is computed and before the
+    loss. Under ``torch.distributed`` the counts are summed over ranks first, so every
+    rank holds the same factors. No timestep right: factors unchanged. Nothing is counted
+    or updated in ``eval()``.
+
+    Args:
+        model: a module returning per-timestep outputs with ``T`` along ``time_dim``
+            (``[T, B, K]`` for ``time_dim=0``).
+        T: number of timesteps (``>= 1``).
+        beta: EMA momentum in ``[0, 1)``. Default 0.7 (paper).
+        update_every: ``"epoch"`` (default) or ``"step"``.
+        time_dim: the time dimension of the model's output. Default 0.
+        warmup_epochs: keep the factors uniform during the first epochs (counted by
+            :meth:`update_factors` calls). Default 0.
+
+    Shape:
+        - Output of ``model``: ``[T, B, K]`` (after moving ``time_dim`` to the front).
+        - ``target``: class indices ``[B]``, or scores/one-hot ``[B, K]`` (argmax taken).
+        - Output: ``[B, K]``. ``last_step_logits``: ``[T, B, K]`` of the latest forward.
+
+    Buffers (in the ``state_dict``): ``factors [T]``, ``correct [T]`` and ``seen []``
+    (counts since the last update), ``epochs []`` (completed epochs).
+
+    Raises:
+        ValueError: bad arguments; a model output that is not a tensor, or whose
+            ``time_dim`` is not ``T`` long; a target whose batch size differs.
+
+    Reference: paper Eq. 15-17 and Algorithm 1; DESIGN §2.4.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        T: int,
+        *,
+        beta: float = 0.7,
+        update_every: str = "epoch",
+        time_dim: int = 0,
+        warmup_epochs: int = 0,
+    ):
+        super().__init__()
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+            raise ValueError(f"TemporalWeightedHead: T must be an int >= 1, got {T!r}")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+            raise ValueError(f"TemporalWeightedHead: beta must be in [0, 1), got {beta!r}")
+        if update_every not in ("epoch", "step"):
+            raise ValueError(
+                f"TemporalWeightedHead: update_every must be 'epoch' or 'step', got {update_every!r}"
+            )
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise ValueError(f"TemporalWeightedHead: warmup_epochs must be an int >= 0, got {warmup_epochs!r}")
+        self.model = model
+        self.T = T
+        self.beta = float(beta)
+        self.update_every = update_every
+        self.time_dim = time_dim
+        self.warmup_epochs = warmup_epochs
+        self.register_buffer("factors", torch.full((T,), 1.0 / T))
+        self.register_buffer("correct", torch.zeros(T, dtype=torch.long))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.long))
+        self.register_buffer("epochs", torch.zeros((), dtype=torch.long))
+        self.last_step_logits: torch.Tensor | None = None
+
+    def forward(self, x, target: torch.Tensor | None = None) -> torch.Tensor:
+        out = self._per_step(self.model(x))
+        self.last_step_logits = out
+        y = torch.einsum("t,tbk->bk", self.factors.to(out.dtype), out)
+        if self.training and target is not None:
+            self._count(out.detach(), target)
+            if self.update_every == "step":
+                self._update()
+        return y
+
+    def _per_step(self, out) -> torch.Tensor:
+        if not isinstance(out, torch.Tensor) or out.ndim < 2:
+            got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"TemporalWeightedHead: the model must return per-timestep outputs "
+                f"[T={self.T}, B, K] (time at dim {self.time_dim}), got {got}"
+            )
+        if out.shape[self.time_dim] != self.T:
+            raise ValueError(
+                f"TemporalWeightedHead: expected T={self.T} along dim {self.time_dim} of the "
+                f"model's output, got shape {list(out.shape)}"
+            )
+        out = out.movedim(self.time_dim, 0)
+        return out if out.ndim == 3 else out.reshape(self.T, out.shape[1], -1)
+
+    @torch.no_grad()
+    def _count(self, out: torch.Tensor, target: torch.Tensor) -> None:
+        labels = target.argmax(-1) if target.ndim == 2 else target
+        if labels.ndim != 1 or labels.shape[0] != out.shape[1]:
+            raise ValueError(
+                f"TemporalWeightedHead: target must be [B] class indices or [B, K] scores "
+                f"with B={out.shape[1]}, got shape {list(target.shape)}"
+            )
+        self.correct += (out.argmax(-1) == labels.to(out.device)).sum(1)
+        self.seen += labels.shape[0]
+
+    @torch.no_grad()
+    def _update(self) -> None:
+        """Eq. 16-17 from the counts gathered since the last update (none while warming
+        up); then clear them."""
+        if int(self.epochs) < self.warmup_epochs:
+            self.correct.zero_()
+            self.seen.zero_()
+            return
+        counts = self.correct.clone()
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(counts)
+        total = counts.sum()
+        if total > 0:
+            delta = counts.to(self.factors.dtype) / total
+            self.factors.mul_(self.beta).add_(delta, alpha=1 - self.beta)
+        self.correct.zero_()
+        self.seen.zero_()
+
+    def update_factors(self) -> None:
+        """End of an epoch: apply Eq. 16-17 to the epoch's counts (``"epoch"`` mode),
+        and count the epoch for ``warmup_epochs``. In ``"step"`` mode the updates happen
+        in each training forward; this call only counts the epoch."""
+        if self.update_every == "epoch":
+            self._update()
+        self.epochs += 1
+
+    def extra_repr(self) -> str:
+        return (
+            f"T={self.T}, beta={self.beta}, update_every={self.update_every!r}, "
+            f"time_dim={self.time_dim}, warmup_epochs={self.warmup_epochs}"
+        )
