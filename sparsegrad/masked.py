@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Union
 
 import torch
 from torch import nn
@@ -45,7 +45,7 @@ from .surrogate import Surrogate
 __all__ = ["MaskedGradient"]
 
 _LEVELS = 1 << 16
-Targets = "type | tuple[type, ...] | Callable[[nn.Module], bool] | None"
+Targets = Union[type, "tuple[type, ...]", Callable[[nn.Module], bool]]
 
 
 def _check_p(p: float, rescale: bool, where: str) -> float:
@@ -265,7 +265,7 @@ class MaskedGradient:
         return self._mask_activation(sg, shared_dims=2, inplace=True)
 
     # ------------------------------------------------------------------ activation mode
-    def attach(self, model: nn.Module, targets=None) -> "MaskedGradient":
+    def attach(self, model: nn.Module, targets: Targets | None = None) -> "MaskedGradient":
         """Mask the surrogate gradient of every spiking activation in ``model``.
 
         Args:
@@ -408,7 +408,7 @@ def _default_target(module: nn.Module) -> bool:
     )
 
 
-def _selector(targets) -> Callable[[nn.Module], bool]:
+def _selector(targets: Targets | None) -> Callable[[nn.Module], bool]:
     if targets is None:
         return _default_target
     if isinstance(targets, type):
