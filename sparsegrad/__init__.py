@@ -4,10 +4,18 @@ Implements MSG (masked surrogate gradient) and TWO (temporally weighted output) 
 "Directly Training Temporal Spiking Neural Network with Sparse Surrogate Gradient".
 """
 
-from . import functional, neuron, surrogate
+from . import functional, models, neuron, surrogate
 from .masked import MaskedGradient
 from .neuron import LIF
 from .temporal import TemporalWeightedHead
 
-__all__ = ["MaskedGradient", "TemporalWeightedHead", "LIF", "functional", "neuron", "surrogate"]
+__all__ = [
+    "MaskedGradient",
+    "TemporalWeightedHead",
+    "LIF",
+    "functional",
+    "models",
+    "neuron",
+    "surrogate",
+]
 __version__ = "0.1.0"
