@@ -71,17 +71,13 @@ class _LIFMultiStep(torch.autograd.Function):
         h_blocks = ctx.saved_tensors
         tau, v_threshold, v_reset, surrogate, detach_reset, hooks = ctx.params
         decay = 1 - 1 / tau
-        sg_all = None
-        if hooks:  # hooks see SG' of the whole sequence, [T, B, ...], at once
-            h_all = torch.cat(h_blocks) if len(h_blocks) > 1 else h_blocks[0]
-            sg_all = apply_hooks(surrogate.derivative(h_all - v_threshold), hooks)
         grad_x = torch.empty_like(grad_spikes, memory_format=torch.contiguous_format)
         carry = None  # gH at the first step of the block after this one
         stop = grad_x.shape[0]
         for h in reversed(h_blocks):
             start = stop - h.shape[0]
             x_above = h - v_threshold
-            sg = surrogate.derivative(x_above) if sg_all is None else sg_all[start:stop]
+            sg = apply_hooks(surrogate.derivative(x_above), hooks, start)
             # dV[t]/dH[t] through the hard reset V = H (1 - S) + v_reset S, over x_above.
             reset_grad = torch.lt(x_above, 0, out=x_above)
             if not detach_reset:
@@ -129,8 +125,10 @@ def lif_multistep(
         surrogate: a :class:`~sparsegrad.surrogate.Surrogate`; default
             piecewise-linear with ``alpha = 2``.
         detach_reset: stop the gradient through the spike in the reset. Default False.
-        hooks: callables applied in order to the pseudo-derivative ``SG'(H - v_threshold)``
-            of shape ``[T, B, ...]`` in backward (MSG's mask, Eq. 11).
+        hooks: callables ``hook(sg, t0)`` applied in order, in backward, to the
+            pseudo-derivative ``SG'(H - v_threshold)`` of each block of timesteps
+            ``[Tb, B, ...]`` starting at ``t0``, last block first (MSG's mask, Eq. 11; see
+            :meth:`~sparsegrad.surrogate.Surrogate.register_surrogate_hook`).
 
     Shape:
         - Input: ``[T, B, ...]``, floating point.

@@ -82,6 +82,21 @@ class _NeuronMaskCache:
         self.drop = None
 
 
+class _SurrogateMasker:
+    """Surrogate hook masking ``SG'`` in place; under ``"neuron"`` granularity one mask serves
+    every block of timesteps of a backward pass (the call with ``t0 == 0`` is its last)."""
+
+    def __init__(self, msg: "MaskedGradient"):
+        self.msg = msg
+        self.cache = _NeuronMaskCache()
+
+    def __call__(self, sg: torch.Tensor, t0: int) -> torch.Tensor:
+        out = self.msg._mask_activation(sg, shared_dims=2, inplace=True, cache=self.cache)
+        if t0 == 0:
+            self.cache.drop = None
+        return out
+
+
 class _MaskedSurrogate(nn.Module):
     """Wraps a spikingjelly surrogate: masks the gradient w.r.t. ``x = H - v_threshold``."""
 
@@ -261,9 +276,6 @@ class MaskedGradient:
         shape = self._activation_shape(grad, shared_dims)
         return self._mask(grad, shape, inplace, cache if shape != grad.shape else None)
 
-    def _mask_surrogate(self, sg: torch.Tensor) -> torch.Tensor:
-        return self._mask_activation(sg, shared_dims=2, inplace=True)
-
     # ------------------------------------------------------------------ activation mode
     def attach(self, model: nn.Module, targets: Targets | None = None) -> "MaskedGradient":
         """Mask the surrogate gradient of every spiking activation in ``model``.
@@ -301,10 +313,10 @@ class MaskedGradient:
     def _hook(self, module: nn.Module) -> list:
         """Install the masking for one activation; return removable handles."""
         if isinstance(module, Surrogate):
-            return [module.register_surrogate_hook(self._mask_surrogate)]
+            return [module.register_surrogate_hook(_SurrogateMasker(self))]
         inner = getattr(module, "surrogate", None)
         if isinstance(inner, Surrogate):  # a sparsegrad neuron: mask inside its kernel
-            return [inner.register_surrogate_hook(self._mask_surrogate)]
+            return [inner.register_surrogate_hook(_SurrogateMasker(self))]
         if _is_spikingjelly_neuron(module):
             return [_WrappedSurrogate(module, self)]
         return [module.register_forward_pre_hook(self._input_pre_hook)]

@@ -8,7 +8,7 @@ Each surrogate is an :class:`torch.nn.Module` (so that model-agnostic tools such
 :class:`sparsegrad.MaskedGradient` can find it) backed by one autograd Function,
 :class:`SpikeFunction`. Build one from its name with :func:`build`.
 
-Hooks: :meth:`Surrogate.register_surrogate_hook` registers ``fn(sg) -> Tensor | None``
+Hooks: :meth:`Surrogate.register_surrogate_hook` registers ``fn(sg, t0) -> Tensor | None``
 called in the backward pass on the pseudo-derivative ``SG'(x)`` before it multiplies
 ``dL/dS``; MSG uses it to mask the surrogate gradient (Eq. 11).
 """
@@ -37,7 +37,7 @@ __all__ = [
     "NAMES",
 ]
 
-SurrogateHook = Callable[[torch.Tensor], "torch.Tensor | None"]
+SurrogateHook = Callable[[torch.Tensor, int], "torch.Tensor | None"]
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -45,10 +45,10 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x >= 0).to(x.dtype)
 
 
-def apply_hooks(sg: torch.Tensor, hooks: tuple[SurrogateHook, ...]) -> torch.Tensor:
+def apply_hooks(sg: torch.Tensor, hooks: tuple[SurrogateHook, ...], t0: int = 0) -> torch.Tensor:
     """Pass the pseudo-derivative through each hook in order (a hook may return None)."""
     for hook in hooks:
-        out = hook(sg)
+        out = hook(sg, t0)
         if out is not None:
             sg = out
     return sg
@@ -102,9 +102,15 @@ class Surrogate(nn.Module, metaclass=ABCMeta):
         """The pseudo-derivative ``SG'(x)``, elementwise, in the dtype of ``x``."""
 
     def register_surrogate_hook(self, hook: SurrogateHook) -> RemovableHandle:
-        """Register ``hook(sg) -> Tensor | None`` applied to ``SG'(x)`` in backward.
+        """Register ``hook(sg, t0) -> Tensor | None`` applied to ``SG'(x)`` in backward.
 
-        Hooks captured at forward time run only for forwards made in training mode.
+        ``sg`` is a fresh tensor the hook may modify in place; what it returns (if not
+        None) replaces it. Called on its own, the surrogate passes the whole ``SG'(x)`` with
+        ``t0 = 0``. Inside a multi-step neuron (:func:`~sparsegrad.functional.lif_multistep`)
+        the hook is called once per block of timesteps, from the last block to the first:
+        ``sg`` is ``[Tb, B, ...]`` for timesteps ``t0 .. t0 + Tb - 1``, and the call with
+        ``t0 = 0`` ends that backward pass. Hooks captured at forward time run only for
+        forwards made in training mode.
 
         Returns:
             A handle whose ``remove()`` unregisters the hook.
