@@ -63,7 +63,8 @@ class _MaskGrad(torch.autograd.Function):
     def forward(ctx, x, msg, shared_dims, cache):
         ctx.set_materialize_grads(False)
         ctx.args = (msg, shared_dims, cache)
-        return x.view_as(x)
+        # A copy, not a view: the target may modify its input in place.
+        return x.clone()
 
     @staticmethod
     def backward(ctx, grad):
@@ -295,13 +296,16 @@ class MaskedGradient:
         """
         select = _selector(targets)
         count = 0
-        claimed: set[int] = set()
+        claimed: set[int] = set()  # a surrogate shared by several neurons is masked once
         for module in model.modules():
             if id(module) in claimed or not select(module):
                 continue
+            count += 1
+            hook_point = _own_surrogate(module)
+            if hook_point is not None and id(hook_point) in claimed:
+                continue
             self._handles.extend(self._hook(module))
             claimed.update(id(m) for m in module.modules())
-            count += 1
         if count == 0:
             what = "no sparsegrad/spikingjelly spiking activation" if targets is None else f"no module matching targets={targets!r}"
             raise ValueError(
@@ -312,11 +316,9 @@ class MaskedGradient:
 
     def _hook(self, module: nn.Module) -> list:
         """Install the masking for one activation; return removable handles."""
-        if isinstance(module, Surrogate):
-            return [module.register_surrogate_hook(_SurrogateMasker(self))]
-        inner = getattr(module, "surrogate", None)
-        if isinstance(inner, Surrogate):  # a sparsegrad neuron: mask inside its kernel
-            return [inner.register_surrogate_hook(_SurrogateMasker(self))]
+        surrogate = _own_surrogate(module)
+        if surrogate is not None:  # sparsegrad: mask inside the (fused) backward
+            return [surrogate.register_surrogate_hook(_SurrogateMasker(self))]
         if _is_spikingjelly_neuron(module):
             return [_WrappedSurrogate(module, self)]
         return [module.register_forward_pre_hook(self._input_pre_hook)]
@@ -389,7 +391,7 @@ class _WrappedSurrogate:
         self.neuron = neuron
         self.original = neuron.surrogate_function
         # Multi-step spikingjelly neurons call the surrogate once per step on [B, ...].
-        wrapper = _MaskedSurrogate(self.original, msg, shared_dims=1)
+        wrapper = _MaskedSurrogate(self.original, msg, shared_dims=1).train(neuron.training)
         neuron.surrogate_function = wrapper
         reset = lambda module, args: setattr(wrapper.cache, "drop", None)  # noqa: E731
         self.pre_hook = neuron.register_forward_pre_hook(reset)
@@ -397,6 +399,14 @@ class _WrappedSurrogate:
     def remove(self) -> None:
         self.pre_hook.remove()
         self.neuron.surrogate_function = self.original
+
+
+def _own_surrogate(module: nn.Module) -> Surrogate | None:
+    """The sparsegrad surrogate a module is, or that a sparsegrad neuron holds."""
+    if isinstance(module, Surrogate):
+        return module
+    inner = getattr(module, "surrogate", None)
+    return inner if isinstance(inner, Surrogate) else None
 
 
 def _is_spikingjelly_neuron(module: nn.Module) -> bool:
@@ -413,8 +423,7 @@ def _is_spikingjelly_surrogate(module: nn.Module) -> bool:
 
 def _default_target(module: nn.Module) -> bool:
     return (
-        isinstance(module, Surrogate)
-        or isinstance(getattr(module, "surrogate", None), Surrogate)
+        _own_surrogate(module) is not None
         or _is_spikingjelly_neuron(module)
         or _is_spikingjelly_surrogate(module)
     )

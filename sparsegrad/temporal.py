@@ -88,7 +88,8 @@ class TemporalWeightedHead(nn.Module):
     def forward(self, x, target: torch.Tensor | None = None) -> torch.Tensor:
         out = self._per_step(self.model(x))
         self.last_step_logits = out
-        y = torch.einsum("t,tbk->bk", self.factors.to(out.dtype), out)
+        # A copy: "step" mode updates the buffer in place below, before backward reads it.
+        y = torch.einsum("t,tbk->bk", self.factors.to(out.dtype, copy=True), out)
         if self.training and target is not None:
             self._count(out.detach(), target)
             if self.update_every == "step":
