@@ -4,33 +4,43 @@ The project ships 1,000 training and 100 test recordings of N-MNIST in the nativ
 format under ``data/nmnist_small`` (see ``data/PROVENANCE.md``). They are read through tonic,
 the same path the full neuromorphic datasets use; nothing is downloaded.
 
-Layout of a root folder::
+Two layouts of a root folder are read. The embedded subset::
 
     train1K.txt        # "#sample #class" header, then "<id><TAB><class>" per line
     test100.txt
     train/<id>.bin     # N-MNIST training sample <id> (1..1000)
     test/<id>.bin      # N-MNIST test sample <id> - 60000 (60001..60100)
+
+and the full dataset as released (``root`` or ``root/NMNIST`` as
+``tonic.datasets.NMNIST(save_to=root)`` leaves it)::
+
+    Train/<digit>/<id>.bin   # 60,000 recordings, digit 0..9 is the label
+    Test/<digit>/<id>.bin    # 10,000 recordings
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tonic
 import torch
-from torch.utils.data import Dataset
+
+from sparsegrad.data._layout import list_files
+from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset, events_to_frames
 
 __all__ = ["NMNIST", "default_root", "events_to_frames", "read_events", "read_labels"]
 
 SENSOR_SIZE = (34, 34, 2)  # (width x, height y, polarities), as tonic.datasets.NMNIST
-EVENT_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
 _BYTES_PER_EVENT = 5
 _LAYOUT = (
     "train1K.txt and test100.txt (lines '<id><TAB><class>') and the recordings "
-    "train/<id>.bin and test/<id>.bin in N-MNIST's native format"
+    "train/<id>.bin and test/<id>.bin in N-MNIST's native format, or the full release's "
+    "Train/<digit>/*.bin and Test/<digit>/*.bin (also under <root>/NMNIST/)"
 )
+_OFFICIAL_FOLDERS = {True: "Train", False: "Test"}
 
 
 def default_root() -> Path:
@@ -97,9 +107,12 @@ def read_labels(path: str | os.PathLike) -> list[tuple[int, int]]:
 
 
 def read_events(
-    path: str | os.PathLike, sensor_size: tuple[int, int, int] = SENSOR_SIZE
+    path: str | os.PathLike,
+    sensor_size: tuple[int, int, int] = SENSOR_SIZE,
+    *,
+    check_order: bool = True,
 ) -> np.ndarray:
-    """Reads one N-MNIST recording with ``tonic.io.read_mnist_file`` and validates it.
+    """Reads one ATIS ``.bin`` recording (N-MNIST, N-Caltech101) with ``tonic.io.read_mnist_file``.
 
     The format is 5 bytes per event: x, y, then polarity in bit 7 and a 23-bit timestamp in
     microseconds. tonic drops the format's timestamp-overflow markers (y = 240).
@@ -107,14 +120,17 @@ def read_events(
     Args:
         path: a ``.bin`` recording.
         sensor_size: ``(width, height, polarities)``; coordinates must lie inside it.
+        check_order: reject timestamps that go backwards (framing does not need sorted events;
+            the check guards N-MNIST's files, which are all sorted).
 
     Returns:
-        Structured array with fields ``x``, ``y``, ``t`` (µs), ``p``, sorted by time.
+        Structured array with fields ``x``, ``y``, ``t`` (µs), ``p`` in file order.
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the file is truncated (size not a multiple of 5 bytes), holds no events, has
-            coordinates outside the sensor or timestamps going backwards; the message names it.
+            coordinates outside the sensor or (with ``check_order``) timestamps going backwards;
+            the message names it.
 
     Reference:
         Orchard et al. 2015, "Converting static image datasets to spiking neuromorphic datasets
@@ -122,12 +138,12 @@ def read_events(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"N-MNIST recording {path} does not exist")
+        raise FileNotFoundError(f"recording {path} does not exist")
     size = path.stat().st_size
     if size % _BYTES_PER_EVENT:
         raise ValueError(
-            f"{path}: {size} bytes is not a multiple of {_BYTES_PER_EVENT} (bytes per N-MNIST "
-            "event); the file is truncated or not an N-MNIST .bin recording"
+            f"{path}: {size} bytes is not a multiple of {_BYTES_PER_EVENT} (bytes per ATIS "
+            "event); the file is truncated or not an N-MNIST / N-Caltech101 .bin recording"
         )
     events = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
     if len(events) == 0:
@@ -139,65 +155,31 @@ def read_events(
         raise ValueError(
             f"{path}: {int(bad.sum())} events lie outside the {width}x{height} sensor, the first "
             f"(event {i}) at x={int(events['x'][i])}, y={int(events['y'][i])}; the file is "
-            "corrupt or not an N-MNIST recording"
+            "corrupt or not a recording of this dataset"
         )
-    if np.any(np.diff(events["t"]) < 0):
+    if check_order and np.any(np.diff(events["t"]) < 0):
         raise ValueError(f"{path}: timestamps go backwards; the file is corrupt")
     return events
 
 
-def events_to_frames(
-    events: np.ndarray, T: int, sensor_size: tuple[int, int, int] = SENSOR_SIZE
-) -> np.ndarray:
-    """Sums events into ``T`` equal-time frames spanning the whole recording.
-
-    Every event lands in exactly one frame, so ``frames.sum() == len(events)``.
-
-    Args:
-        events: structured array from :func:`read_events` (sorted by ``t``, non-empty).
-        T: number of frames.
-        sensor_size: ``(width, height, polarities)``.
-
-    Returns:
-        int16 event counts indexed ``[t, p, y, x]``.
-
-    Shape:
-        ``[T, polarities, height, width]``, i.e. ``[T, 2, 34, 34]`` for N-MNIST.
-    """
-    if T < 1:
-        raise ValueError(f"T must be a positive number of frames, got {T}")
-    # tonic's ToFrame(n_time_bins=T) loses events: it uses bins of width (t_last - t0) // T,
-    # each half-open [start, start + width), so the last event (at t_last = t0 + span, past the
-    # last bin's end) and any event in the floor-division remainder are dropped - 1 or 2 events
-    # on every one of the 1,100 embedded recordings. We call tonic's own framing with an
-    # explicit time window one microsecond wider (span // T + 1) and an explicit time range of T
-    # windows from t0, which then ends after t_last, so all events land and there are T frames.
-    t0 = int(events["t"][0])
-    span = int(events["t"][-1]) - t0
-    window = span // T + 1
-    frames = tonic.functional.to_frame_numpy(
-        events,
-        sensor_size=sensor_size,
-        time_window=window,
-        start_time=t0,
-        end_time=t0 + T * window,
-    )
-    assert frames.shape[0] == T, frames.shape
-    return frames
-
-
-class NMNIST(Dataset):
+class NMNIST(EventFrameDataset):
     """N-MNIST recordings as event frames, read from a local folder.
 
-    Each recording is converted once, on its first access, to ``T`` equal-time frames that sum
-    the ON and OFF events per pixel; the frames are kept in memory (as int16 counts) for later
-    epochs. No labels or recordings are downloaded.
+    Each recording is converted, on its first access, to ``T`` equal-time frames that sum the ON
+    and OFF events per pixel (:func:`~sparsegrad.data.frames.events_to_frames`). Without
+    ``cache_dir`` the frames are kept in memory for later epochs (the embedded subset is small);
+    with it they are cached on disk. Nothing is downloaded unless ``download=True``.
 
     Args:
-        root: folder with the label files and ``train/``, ``test/`` recordings (see the module
-            docstring); ``None`` means :func:`default_root`, the embedded 1,000 + 100 subset.
-        train: read ``train1K.txt`` and ``train/`` if True, else ``test100.txt`` and ``test/``.
+        root: a folder in either layout of the module docstring; ``None`` means
+            :func:`default_root`, the embedded 1,000 + 100 subset.
+        train: the training recordings (``train1K.txt`` / ``Train``) or the test ones.
         T: number of time bins (frames) per recording.
+        size: resize the frames bilinearly to this side; ``None`` keeps 34x34.
+        transform: callable on each float32 ``[T, 2, H, W]`` sample.
+        cache_dir: parent folder of a disk frame cache; ``None`` keeps frames in memory.
+        download: fetch the full N-MNIST split with ``tonic.datasets.NMNIST(save_to=root)`` if
+            ``root`` holds neither layout.
 
     Shape:
         ``dataset[i]`` is ``(frames, label)``: frames float32 ``[T, 2, 34, 34]`` indexed
@@ -221,45 +203,80 @@ class NMNIST(Dataset):
         (torch.Size([10, 2, 34, 34]), 5)
     """
 
+    dataset_name = "nmnist"
     sensor_size = SENSOR_SIZE
     classes = tuple(range(10))
     label_files = {True: "train1K.txt", False: "test100.txt"}
+    keep_in_memory = True
 
-    def __init__(self, root: str | os.PathLike | None = None, train: bool = True, T: int = 10):
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        train: bool = True,
+        T: int = 10,
+        *,
+        size: int | tuple[int, int] | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        download: bool = False,
+    ):
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
             raise ValueError(f"T must be a positive int, got {T!r}")
-        self.root = Path(root) if root is not None else default_root()
-        if not self.root.is_dir():
-            raise FileNotFoundError(
-                f"N-MNIST root {self.root} does not exist or is not a folder; it should hold "
-                f"{_LAYOUT}. The embedded subset lives in data/nmnist_small of the repository "
-                "(set SPARSEGRAD_DATA to a folder holding nmnist_small/ to read it elsewhere)."
-            )
+        root = Path(root).expanduser() if root is not None else default_root()
         self.train = train
-        self.T = T
+        label_file = root / self.label_files[train]
+        if label_file.is_file():
+            folder = root
+            files, targets = self._subset(root, train)
+        else:
+            official = self._find_official(root, train)
+            if official is None and download:
+                tonic.datasets.NMNIST(save_to=str(root), train=train)
+                official = self._find_official(root, train)
+            if official is None:
+                if root.is_dir() and (root / self.label_files[not train]).is_file():
+                    read_labels(label_file)  # raises: names the missing label file
+                raise FileNotFoundError(
+                    f"N-MNIST root {root} does not exist or holds neither layout; it should hold "
+                    f"{_LAYOUT}. The embedded subset lives in data/nmnist_small of the repository "
+                    "(set SPARSEGRAD_DATA to a folder holding nmnist_small/ to read it elsewhere)."
+                )
+            folder = official.parent
+            files, targets = [], []
+            for digit in range(10):
+                class_files = list_files(official / str(digit), (".bin",))
+                files += class_files
+                targets += [digit] * len(class_files)
+        super().__init__(
+            files,
+            targets,
+            root=folder,
+            split="train" if train else "test",
+            T=T,
+            size=size,
+            transform=transform,
+            cache_dir=cache_dir,
+        )
+
+    def _subset(self, root: Path, train: bool) -> tuple[list[Path], list[int]]:
         split = "train" if train else "test"
-        pairs = read_labels(self.root / self.label_files[train])
-        self.files = [self.root / split / f"{sample_id}.bin" for sample_id, _ in pairs]
-        self.targets = [label for _, label in pairs]
-        missing = [f for f in self.files if not f.is_file()]
+        pairs = read_labels(root / self.label_files[train])
+        files = [root / split / f"{sample_id}.bin" for sample_id, _ in pairs]
+        missing = [f for f in files if not f.is_file()]
         if missing:
             raise FileNotFoundError(
-                f"{len(missing)} of {len(self.files)} recordings listed in "
-                f"{self.root / self.label_files[train]} are missing, the first {missing[0]}"
+                f"{len(missing)} of {len(files)} recordings listed in "
+                f"{root / self.label_files[train]} are missing, the first {missing[0]}"
             )
-        self._frames: list[torch.Tensor | None] = [None] * len(self.files)
+        return files, [label for _, label in pairs]
 
-    def __len__(self) -> int:
-        return len(self.files)
+    @staticmethod
+    def _find_official(root: Path, train: bool) -> Path | None:
+        for folder in (root, root / "NMNIST"):
+            split = folder / _OFFICIAL_FOLDERS[train]
+            if split.is_dir() and any((split / str(d)).is_dir() for d in range(10)):
+                return split
+        return None
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        frames = self._frames[index]
-        if frames is None:
-            events = read_events(self.files[index], self.sensor_size)
-            frames = torch.from_numpy(events_to_frames(events, self.T, self.sensor_size))
-            self._frames[index] = frames
-        return frames.float(), self.targets[index]
-
-    def __repr__(self) -> str:
-        split = "train" if self.train else "test"
-        return f"NMNIST(root={str(self.root)!r}, split={split!r}, T={self.T}, samples={len(self)})"
+    def read_events(self, path: Path) -> np.ndarray:
+        return read_events(path, self.sensor_size)

@@ -1,0 +1,261 @@
+"""CIFAR10-DVS recordings as event frames, read from a local folder through tonic's readers.
+
+CIFAR10-DVS (Li et al. 2017) holds 10,000 DVS128 recordings (1,000 per class) of moving
+CIFAR-10 images. The files come in two encodings, both read by tonic:
+
+- the original release (figshare 4724671): ``.aedat`` files written by jAER in **AEDAT 2.0**
+  (``#!AER-DAT2.0`` header, then big-endian ``uint32`` address / timestamp pairs, DVS128
+  addresses), read with ``tonic.io.get_aer_events_from_file`` and decoded with the bit layout of
+  ``tonic.io.read_dvs_128``. Files declaring ``#!AER-DAT3.1`` (polarity packets of 8-byte
+  events) are decoded with the layout of ``tonic.io.read_dvs_ibm``. (Those two tonic functions
+  themselves fail in tonic 1.7: they unpack two values from a header parser returning three.)
+- tonic's re-encoding (what ``tonic.datasets.CIFAR10DVS`` downloads, so what ``download=True``
+  gives): ``.aedat4`` files, read with ``tonic.io.read_aedat4``, which needs the ``aedat``
+  package.
+
+AEDAT 2.0 coordinates and polarity are tonic's: ``x = (address >> 8) & 127``,
+``y = (address >> 1) & 127``, ``p = address & 1``. (spikingjelly's frames are these rotated by
+180 degrees with the two polarity channels swapped; it makes no difference to training.)
+
+Layout of a root folder (``root`` itself, or ``root/CIFAR10DVS`` as tonic's download leaves it)::
+
+    airplane/*.aedat     # or *.aedat4, any file names, e.g. cifar10_airplane_0.aedat
+    automobile/*.aedat
+    ...                  # one folder per class: airplane automobile bird cat deer dog frog
+    truck/*.aedat        # horse ship truck
+
+There is no official split: :func:`~sparsegrad.data.splits.split_per_class` takes the first 90 %
+of each class in sorted file order (digits compared as numbers) for training, the rest for test.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tonic
+import torch
+
+from sparsegrad.data._layout import list_files, locate_root
+from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset
+from sparsegrad.data.splits import split_per_class
+
+__all__ = ["CIFAR10DVS", "read_cifar10dvs"]
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+SUFFIXES = (".aedat", ".aedat4")
+_LAYOUT = (
+    "  <root>/<class>/*.aedat  (original AEDAT 2.0 release) or *.aedat4 (tonic's download)\n"
+    f"  with one folder per class: {' '.join(CLASSES)}\n"
+    "  (<root>/CIFAR10DVS/<class>/..., as tonic.datasets.CIFAR10DVS(save_to=root) leaves it,\n"
+    "  works too)"
+)
+
+
+def _aedat_version(path: Path) -> tuple[float, int]:
+    """Reads the ``#!AER-DAT<version>`` line and finds where the binary data starts."""
+    with open(path, "rb") as fh:
+        first = fh.readline()
+        if not first.startswith(b"#!AER-DAT"):
+            raise ValueError(
+                f"{path}: not an AEDAT file (the first line is not '#!AER-DAT<version>')"
+            )
+        try:
+            version = float(first[len(b"#!AER-DAT") :].strip().decode())
+        except ValueError:
+            raise ValueError(f"{path}: cannot read the AEDAT version from {first!r}") from None
+        fh.seek(0)
+        while fh.peek(1)[:1] == b"#":
+            if fh.readline().startswith(b"#!END-HEADER"):
+                break
+        return version, fh.tell()
+
+
+def _check_aedat3_packets(path: Path, start: int) -> None:
+    """AEDAT 3.x: every packet must be a polarity packet (type 1) of 8-byte events, and the
+    packets must tile the file; tonic's reader assumes both without checking."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        pos = start
+        while pos < size:
+            header = fh.read(28)
+            if len(header) < 28:
+                raise ValueError(f"{path}: truncated AEDAT 3 packet header at byte {pos}")
+            event_type, _, event_size = struct.unpack("<hhi", header[:8])
+            capacity = struct.unpack("<i", header[20:24])[0]
+            if event_type != 1 or event_size != 8:
+                raise ValueError(
+                    f"{path}: AEDAT 3 packet at byte {pos} has event type {event_type} and size "
+                    f"{event_size}; only polarity events (type 1, 8 bytes) are supported"
+                )
+            pos += 28 + capacity * event_size
+            if pos > size:
+                raise ValueError(f"{path}: truncated (the AEDAT 3 packet ends past the file)")
+            fh.seek(pos)
+
+
+def read_cifar10dvs(path: str | os.PathLike) -> np.ndarray:
+    """Reads one CIFAR10-DVS recording (``.aedat`` AEDAT 2.0/3.1, or ``.aedat4``) through tonic.
+
+    Args:
+        path: the recording.
+
+    Returns:
+        Structured array (x, y, t µs, p 0/1) in file order, x and y in 0..127.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ImportError: an ``.aedat4`` file and the ``aedat`` package (tonic's AEDAT 4 decoder) is
+            not installed.
+        ValueError: the file is not AEDAT, is truncated or corrupt, or holds no events; the
+            message names it.
+
+    Reference:
+        Li et al. 2017, "CIFAR10-DVS: An Event-Stream Dataset for Object Classification",
+        Front. Neurosci. 11:309; tonic ``io.get_aer_events_from_file`` with the address layouts
+        of ``io.read_dvs_128`` (AEDAT 2) and ``io.read_dvs_ibm`` (AEDAT 3.1); ``io.read_aedat4``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CIFAR10-DVS recording {path} does not exist")
+    if path.suffix == ".aedat4":
+        try:
+            import aedat  # noqa: F401  (tonic.io.read_aedat4 imports it lazily)
+        except ImportError:
+            raise ImportError(
+                f"{path}: reading .aedat4 files (tonic's CIFAR10-DVS download) needs the 'aedat' "
+                "package, tonic's AEDAT 4 decoder: pip install aedat"
+            ) from None
+        try:
+            raw = tonic.io.read_aedat4(str(path))
+        except Exception as err:
+            raise ValueError(f"{path}: not a readable AEDAT 4 file ({err})") from err
+        events = np.empty(len(raw), dtype=EVENT_DTYPE)
+        for ours, theirs in zip("txyp", raw.dtype.names, strict=True):
+            events[ours] = raw[theirs]  # aedat's fields are t, x, y, on (tonic renames them so)
+    else:
+        version, start = _aedat_version(path)
+        if 2 <= version < 3:
+            if (path.stat().st_size - start) % 8:
+                raise ValueError(
+                    f"{path}: truncated (AEDAT 2 data is 8 bytes per event, "
+                    f"{path.stat().st_size - start} bytes is not a multiple)"
+                )
+        elif 3 <= version < 4:
+            _check_aedat3_packets(path, start)
+        else:
+            raise ValueError(f"{path}: AEDAT version {version} is not supported (2.x or 3.x)")
+        # tonic 1.7's read_dvs_128 / read_dvs_ibm unpack two values from
+        # read_aedat_header_from_file, which returns three, so they always fail; call the
+        # reader they wrap and decode the addresses with their bit layouts.
+        try:
+            raw = tonic.io.get_aer_events_from_file(str(path), version, start)
+        except Exception as err:
+            raise ValueError(
+                f"{path}: tonic could not read it ({type(err).__name__}: {err})"
+            ) from err
+        address = raw["address"].astype(np.int64)
+        events = np.empty(len(raw), dtype=EVENT_DTYPE)
+        events["t"] = raw["timeStamp"]
+        if version < 3:  # DVS128 address (tonic read_dvs_128)
+            events["x"], events["y"] = (address >> 8) & 0x7F, (address >> 1) & 0x7F
+            events["p"] = address & 1
+        else:  # AEDAT 3.1 polarity event (tonic read_dvs_ibm)
+            events["x"], events["y"] = (address >> 17) & 0x1FFF, (address >> 2) & 0x1FFF
+            events["p"] = (address >> 1) & 1
+    if len(events) == 0:
+        raise ValueError(f"{path}: the recording holds no events")
+    return events
+
+
+class CIFAR10DVS(EventFrameDataset):
+    """CIFAR10-DVS as ``T`` equal-time event frames, resized to 48x48, split 9:1 per class.
+
+    Args:
+        root: the folder holding the class folders (see the module docstring).
+        train: the first 90 % of each class (True) or the remaining 10 % (False).
+        T: number of frames per recording (10 in the paper).
+        size: frame side after bilinear resizing (48 in the paper); ``None`` keeps 128x128.
+        transform: callable on each float32 ``[T, 2, H, W]`` sample, e.g.
+            :func:`~sparsegrad.data.transforms.event_augmentation` for training
+            (``build_dataset`` adds it for the training split).
+        cache_dir: parent folder of the frame cache (``tonic.DiskCachedDataset``); ``None``
+            frames every recording on every access.
+        train_fraction: share of each class used for training.
+        download: download tonic's ``.aedat4`` version into ``root/CIFAR10DVS`` with
+            ``tonic.datasets.CIFAR10DVS`` if the files are missing (reading it needs ``aedat``).
+
+    Shape:
+        ``dataset[i]`` is ``(frames, label)``: frames float32 ``[T, 2, size, size]`` indexed
+        ``[t, polarity, y, x]``, label an int in 0..9 (``CLASSES`` order). A DataLoader batches
+        them to ``[B, T, 2, size, size]``.
+
+    Raises:
+        FileNotFoundError: no class folders under ``root`` (the message gives the layout), or a
+            class folder is missing or empty.
+        ValueError: on access, a recording is truncated or corrupt (the file is named).
+
+    Reference:
+        Li et al. 2017, "CIFAR10-DVS: An Event-Stream Dataset for Object Classification",
+        Front. Neurosci. 11:309. Split, size and augmentation: DESIGN §5.
+    """
+
+    dataset_name = "cifar10dvs"
+    sensor_size = (128, 128, 2)
+    classes = CLASSES
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        train: bool = True,
+        T: int = 10,
+        *,
+        size: int | tuple[int, int] | None = 48,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        train_fraction: float = 0.9,
+        download: bool = False,
+    ):
+        root = Path(root).expanduser()
+        if download and not self._holds_data(root) and not self._holds_data(root / "CIFAR10DVS"):
+            tonic.datasets.CIFAR10DVS(save_to=str(root))
+        folder = locate_root(root, ("", "CIFAR10DVS"), self._holds_data, "CIFAR10-DVS", _LAYOUT)
+        files: list[Path] = []
+        targets: list[int] = []
+        for label, name in enumerate(CLASSES):
+            class_files = list_files(folder / name, SUFFIXES) if (folder / name).is_dir() else []
+            if not class_files:
+                raise FileNotFoundError(
+                    f"CIFAR10-DVS class folder {folder / name} is missing or holds no .aedat / "
+                    f".aedat4 files; expected\n{_LAYOUT}"
+                )
+            files += class_files
+            targets += [label] * len(class_files)
+        train_idx, test_idx = split_per_class(targets, train_fraction)
+        keep = train_idx if train else test_idx
+        self.train = train
+        self.train_fraction = train_fraction
+        super().__init__(
+            [files[i] for i in keep],
+            [targets[i] for i in keep],
+            root=folder,
+            split="train" if train else "test",
+            T=T,
+            size=size,
+            transform=transform,
+            cache_dir=cache_dir,
+        )
+
+    @staticmethod
+    def _holds_data(folder: Path) -> bool:
+        return folder.is_dir() and any((folder / name).is_dir() for name in CLASSES)
+
+    def cache_params(self) -> dict:
+        return super().cache_params() | {"train_fraction": self.train_fraction}
+
+    def read_events(self, path: Path) -> np.ndarray:
+        return read_cifar10dvs(path)
