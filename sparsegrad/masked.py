@@ -26,8 +26,9 @@ How each kind of activation is masked (activation mode, :meth:`MaskedGradient.at
 Optimizer mode (:meth:`MaskedGradient.wrap`) masks every ``param.grad`` before each
 optimizer step, with the same mask on every data-parallel rank.
 
-Masks are drawn as random 16-bit integers compared with a threshold (``p`` is resolved
-to multiples of 2**-16): several times cheaper than ``torch.bernoulli`` on the CPU.
+Masks are drawn as random 8- or 16-bit integers compared with a threshold straight into a
+0/1 mask of the gradient's dtype (``p`` is exact to 2**-16): several times cheaper than
+``torch.bernoulli`` on the CPU.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from .surrogate import Surrogate
 
 __all__ = ["MaskedGradient"]
 
-_LEVELS = 1 << 16
 Targets = Union[type, "tuple[type, ...]", Callable[[nn.Module], bool]]
 
 
@@ -77,10 +77,11 @@ class _MaskGrad(torch.autograd.Function):
 class _NeuronMaskCache:
     """Holds one ``"neuron"``-granularity mask for the duration of one neuron forward."""
 
-    __slots__ = ("drop",)
+    __slots__ = ("keep", "dropped")
 
     def __init__(self):
-        self.drop = None
+        self.keep = None
+        self.dropped = None
 
 
 class _SurrogateMasker:
@@ -94,7 +95,7 @@ class _SurrogateMasker:
     def __call__(self, sg: torch.Tensor, t0: int) -> torch.Tensor:
         out = self.msg._mask_activation(sg, shared_dims=2, inplace=True, cache=self.cache)
         if t0 == 0:
-            self.cache.drop = None
+            self.cache.keep = None
         return out
 
 
@@ -232,13 +233,24 @@ class MaskedGradient:
             self._generators[key] = torch.Generator(device).manual_seed(seed)
         return self._generators[key]
 
-    def _draw_drop(self, shape: torch.Size, device: torch.device, p: float) -> torch.Tensor:
-        """Boolean tensor, True where the gradient is dropped, each with probability p."""
+    def _draw_keep(self, shape: torch.Size, like: torch.Tensor, p: float) -> torch.Tensor:
+        """Keep mask in ``like``'s dtype and device: 1 with probability ``1 - p``, else 0.
+
+        Random bytes compared with a threshold (one ``torch.ge`` into the mask) cost a
+        fraction of ``bernoulli_``. 8 random bits per element when ``p`` is a multiple of
+        1/256 (0.5 is), otherwise 16 bits: ``p`` is exact to 2**-16.
+        """
+        bits = 8 if (p * 256).is_integer() else 16
+        levels = 1 << bits
+        cut = round(p * levels)
+        if cut == levels:
+            return torch.zeros(shape, dtype=like.dtype, device=like.device)
         numel = math.prod(shape)
-        words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)
-        words.random_(-(1 << 63), None, generator=self._generator(device))
-        threshold = round(p * _LEVELS) - _LEVELS // 2
-        return (words.view(torch.int16)[:numel] < threshold).view(shape)
+        words = torch.empty((numel * bits + 63) // 64, dtype=torch.int64, device=like.device)
+        words.random_(-(1 << 63), None, generator=self._generator(like.device))
+        uniform = words.view(torch.int8 if bits == 8 else torch.int16)[:numel].view(shape)
+        keep = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return torch.ge(uniform, cut - levels // 2, out=keep)
 
     def _mask(
         self,
@@ -247,25 +259,25 @@ class MaskedGradient:
         inplace: bool,
         cache: _NeuronMaskCache | None = None,
     ) -> torch.Tensor:
-        """Zero ``grad`` where a fresh drop mask of ``shape`` (broadcast to ``grad``) is set,
-        rescaling the rest if asked. ``cache`` keeps one mask across calls. Returns the result."""
+        """Multiply ``grad`` by a fresh keep mask of ``shape`` (broadcast to ``grad``),
+        rescaled by ``1/(1-p)`` if asked. ``cache`` keeps one mask across calls."""
         p = self.p
         self._seen += grad.numel()
         if p == 0:
             return grad
-        if p == 1:
-            drop = torch.ones(shape, dtype=torch.bool, device=grad.device)
-        elif cache is not None and cache.drop is not None:
-            drop = cache.drop
+        if cache is not None and cache.keep is not None:
+            keep, dropped = cache.keep, cache.dropped
         else:
-            drop = self._draw_drop(shape, grad.device, p)
+            keep = self._draw_keep(shape, grad, p)
+            # float32 sums of 0/1 are exact below 2**24 elements
+            dropped = keep.numel() - keep.sum(dtype=torch.float64 if keep.numel() >= 1 << 24 else None)
+            if self.rescale:
+                keep.mul_(1 / (1 - p))
             if cache is not None:
-                cache.drop = drop
+                cache.keep, cache.dropped = keep, dropped
         key = str(grad.device)
-        self._dropped[key] = self._dropped.get(key, 0) + drop.sum() * (grad.numel() // drop.numel())
-        if self.rescale:
-            grad = grad.mul_(1 / (1 - p)) if inplace else grad * (1 / (1 - p))
-        return grad.masked_fill_(drop, 0) if inplace else grad.masked_fill(drop, 0)
+        self._dropped[key] = self._dropped.get(key, 0) + dropped * (grad.numel() // keep.numel())
+        return grad.mul_(keep) if inplace else grad * keep
 
     def _activation_shape(self, grad: torch.Tensor, shared_dims: int) -> torch.Size:
         """Mask shape for an activation: ``"neuron"`` shares it over ``shared_dims`` leading dims."""
@@ -393,7 +405,7 @@ class _WrappedSurrogate:
         # Multi-step spikingjelly neurons call the surrogate once per step on [B, ...].
         wrapper = _MaskedSurrogate(self.original, msg, shared_dims=1).train(neuron.training)
         neuron.surrogate_function = wrapper
-        reset = lambda module, args: setattr(wrapper.cache, "drop", None)  # noqa: E731
+        reset = lambda module, args: setattr(wrapper.cache, "keep", None)  # noqa: E731
         self.pre_hook = neuron.register_forward_pre_hook(reset)
 
     def remove(self) -> None:

@@ -42,8 +42,10 @@ class TemporalWeightedHead(nn.Module):
         - ``target``: class indices ``[B]``, or scores/one-hot ``[B, K]`` (argmax taken).
         - Output: ``[B, K]``. ``last_step_logits``: ``[T, B, K]`` of the latest forward.
 
-    Buffers (in the ``state_dict``): ``factors [T]``, ``correct [T]`` and ``seen []``
-    (counts since the last update), ``epochs []`` (completed epochs).
+    State (all in the ``state_dict``): buffers ``factors [T]`` and ``epochs []`` (completed
+    epochs); ``correct [T]`` and ``seen []``, the counts since the last update, are kept
+    per rank outside the buffers (``DistributedDataParallel`` would overwrite them with
+    rank 0's) and saved as extra state.
 
     Raises:
         ValueError: bad arguments; a model output that is not a tensor, or whose
@@ -80,9 +82,11 @@ class TemporalWeightedHead(nn.Module):
         self.time_dim = time_dim
         self.warmup_epochs = warmup_epochs
         self.register_buffer("factors", torch.full((T,), 1.0 / T))
-        self.register_buffer("correct", torch.zeros(T, dtype=torch.long))
-        self.register_buffer("seen", torch.zeros((), dtype=torch.long))
         self.register_buffer("epochs", torch.zeros((), dtype=torch.long))
+        # Per-rank counts are plain tensors saved as extra state, not buffers: DDP
+        # broadcasts rank 0's buffers over the others at every forward.
+        self.correct = torch.zeros(T, dtype=torch.long)
+        self.seen = torch.zeros((), dtype=torch.long)
         self.last_step_logits: torch.Tensor | None = None
 
     def forward(self, x, target: torch.Tensor | None = None) -> torch.Tensor:
@@ -119,6 +123,8 @@ class TemporalWeightedHead(nn.Module):
                 f"TemporalWeightedHead: target must be [B] class indices or [B, K] scores "
                 f"with B={out.shape[1]}, got shape {list(target.shape)}"
             )
+        if self.correct.device != out.device:
+            self.correct, self.seen = self.correct.to(out.device), self.seen.to(out.device)
         self.correct += (out.argmax(-1) == labels.to(out.device)).sum(1)
         self.seen += labels.shape[0]
 
@@ -148,6 +154,13 @@ class TemporalWeightedHead(nn.Module):
         if self.update_every == "epoch":
             self._update()
         self.epochs += 1
+
+    def get_extra_state(self) -> dict:
+        return {"correct": self.correct.clone(), "seen": self.seen.clone()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.correct = state["correct"].clone()
+        self.seen = state["seen"].clone()
 
     def extra_repr(self) -> str:
         return (

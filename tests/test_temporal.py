@@ -282,7 +282,8 @@ def test_state_dict_holds_factors_and_round_trips():
     head(logits_for(c, labels), target=labels)
     head.update_factors()
     state = head.state_dict()
-    assert {"factors", "correct", "seen", "epochs"} <= set(state)
+    assert {"factors", "epochs", "_extra_state"} <= set(state)
+    assert set(state["_extra_state"]) == {"correct", "seen"}
     assert torch.equal(state["factors"], head.factors)
     other = TemporalWeightedHead(Identity(), T=T)
     other.load_state_dict(state)
@@ -290,6 +291,23 @@ def test_state_dict_holds_factors_and_round_trips():
     assert int(other.epochs) == 1
     out = torch.randn(T, B, K)
     assert torch.equal(other(out), head(out))
+
+
+def test_counts_gathered_mid_epoch_survive_a_state_dict_round_trip():
+    head = TemporalWeightedHead(Identity(), T=T)
+    c, labels = random_pattern(B, seed=3)
+    head(logits_for(c, labels), target=labels)
+    other = TemporalWeightedHead(Identity(), T=T)
+    other.load_state_dict(head.state_dict())
+    assert torch.equal(other.correct, c.sum(1)) and int(other.seen) == B
+    head.update_factors()
+    other.update_factors()
+    assert torch.equal(other.factors, head.factors)
+
+
+def test_counts_are_not_buffers_so_ddp_cannot_overwrite_them():
+    names = {name for name, _ in TemporalWeightedHead(Identity(), T=T).named_buffers()}
+    assert names == {"factors", "epochs"}
 
 
 @pytest.mark.parametrize("T_bad", [0, -1, 2.5, True, "7", None])
