@@ -167,6 +167,26 @@ class Classifier(nn.Module):
         return merged(lambda z: self.fc(self.drop(self.pool(z).flatten(1))), x)
 
 
+class SpikingClassifierMixin:
+    """timm's classifier interface for a network with ``head``, ``num_features``,
+    ``drop_rate`` and ``global_pool`` (average the feature map before the Linear)."""
+
+    global_pool: bool
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head = Classifier(self.num_features, num_classes, self.drop_rate, self.global_pool)
+
+
 def avg_pool(x: torch.Tensor, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> torch.Tensor:
     """Average pooling of ``[T, B, C, H, W]`` spikes on the merged tensor."""
     return merged(lambda z: nn.functional.avg_pool2d(z, kernel_size, stride, padding), x)

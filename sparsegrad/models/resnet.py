@@ -16,6 +16,7 @@ from torch.utils.checkpoint import checkpoint
 from ._blocks import (
     Classifier,
     ConvBN,
+    SpikingClassifierMixin,
     SpikingConfig,
     SpikingEncoder,
     avg_pool,
@@ -51,7 +52,7 @@ class BasicBlock(nn.Module):
         return self.lif2(self.conv2(self.lif1(self.conv1(x))) + identity)
 
 
-class SpikingResNet(nn.Module):
+class SpikingResNet(SpikingClassifierMixin, nn.Module):
     """A spiking ResNet over time-first tensors, for any residual block.
 
     Args:
@@ -118,6 +119,7 @@ class SpikingResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.num_features = width
+        self.global_pool = True
         self.head = Classifier(self.num_features, num_classes, drop_rate, global_pool=True)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -140,18 +142,6 @@ class SpikingResNet(nn.Module):
                     x = blk(x)
         return x
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = Classifier(self.num_features, num_classes, self.drop_rate, global_pool=True)
 
 
 def _cfg(**kwargs) -> dict:

@@ -12,7 +12,15 @@ from timm.models import build_model_with_cfg, register_model
 from timm.models._registry import generate_default_cfgs
 from torch import nn
 
-from ._blocks import Classifier, ConvBNLIF, SpikingConfig, SpikingEncoder, avg_pool, check_no_pretrained
+from ._blocks import (
+    Classifier,
+    ConvBNLIF,
+    SpikingClassifierMixin,
+    SpikingConfig,
+    SpikingEncoder,
+    avg_pool,
+    check_no_pretrained,
+)
 
 __all__ = ["SpikingVGG"]
 
@@ -25,7 +33,7 @@ LAYOUTS = {
 }
 
 
-class SpikingVGG(nn.Module):
+class SpikingVGG(SpikingClassifierMixin, nn.Module):
     """A VGG-style spiking network: conv-BN-LIF layers and average pools, then a Linear.
 
     Args:
@@ -85,7 +93,7 @@ class SpikingVGG(nn.Module):
                 width = item
         self.features = nn.Sequential(*layers)
         self.num_features = width * size[0] * size[1]
-        self.drop_rate = drop_rate
+        self.drop_rate, self.global_pool = drop_rate, False
         self.head = Classifier(self.num_features, num_classes, drop_rate, global_pool=False)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,18 +104,6 @@ class SpikingVGG(nn.Module):
             )
         return self.features(self.stem(x))
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = Classifier(self.num_features, num_classes, self.drop_rate, global_pool=False)
 
 
 class _AvgPool(nn.Module):
