@@ -24,7 +24,7 @@ class SeqToANN(nn.Sequential):
     ``SeqToANN`` blocks. (``Dropout`` draws an independent mask per frame and timestep.)
 
     Args:
-        *modules: the modules, applied in order (as :class:`torch.nn.Sequential`).
+        *args: the modules, applied in order (as :class:`torch.nn.Sequential`).
 
     Shape:
         - Input: ``[T, B, *]``, time first, at least 3 dimensions.

@@ -25,7 +25,11 @@ class SpikingConfig:
 
     Args:
         T: timesteps (``>= 1``).
-        tau, v_threshold, surrogate, alpha, detach_reset: as :class:`~sparsegrad.neuron.LIF`.
+        tau: as :class:`~sparsegrad.neuron.LIF`.
+        v_threshold: as :class:`~sparsegrad.neuron.LIF`.
+        surrogate: as :class:`~sparsegrad.neuron.LIF`.
+        alpha: as :class:`~sparsegrad.neuron.LIF`.
+        detach_reset: as :class:`~sparsegrad.neuron.LIF`.
         bn_mode: ``"merged"`` (default) or ``"per_step"``.
 
     Raises:

@@ -64,10 +64,15 @@ class SpikingResNet(SpikingClassifierMixin, nn.Module):
         stem: ``"imagenet"`` (conv7x7/2-BN-LIF, then 3x3/2 average pool) or ``"cifar"``
             (conv3x3/1-BN-LIF). Default ``"imagenet"``.
         stem_width: stem channels. Default: ``widths[0]``.
-        T, tau, v_threshold, surrogate, alpha, detach_reset, bn_mode: as
-            :class:`~sparsegrad.models.vgg.SpikingVGG`.
+        T: timesteps. Default 4.
+        tau: LIF membrane time constant, in timesteps. Default 2.0 (paper).
+        v_threshold: LIF threshold. Default 0.5 (paper).
+        surrogate: surrogate name. Default ``"pl"``.
+        alpha: surrogate sharpness; None for the surrogate's default.
+        detach_reset: stop the gradient through the reset. Default False.
+        bn_mode: ``"merged"`` or ``"per_step"``.
         drop_rate: dropout before the (last) classifier layer.
-        block_kwargs: passed to each block (e.g. SEW's ``cnf``).
+        **block_kwargs: passed to each block (e.g. SEW's ``cnf``).
 
     Shape:
         - Input: ``[B, C, H, W]`` static images or ``[B, T, C, H, W]`` event frames.
@@ -94,7 +99,7 @@ class SpikingResNet(SpikingClassifierMixin, nn.Module):
         detach_reset: bool = False,
         bn_mode: str = "merged",
         drop_rate: float = 0.0,
-        **block_kwargs,
+        **block_kwargs: object,
     ):
         super().__init__()
         if stem not in STEMS:

@@ -42,7 +42,11 @@ class SpikingVGG(SpikingClassifierMixin, nn.Module):
         in_chans: input channels (2 for DVS polarities, 3 for RGB).
         img_size: input height and width (int or ``(H, W)``); sets the classifier's size.
         T: timesteps. Static images are presented at every step (direct encoding).
-        tau, v_threshold, surrogate, alpha, detach_reset: LIF settings (paper defaults).
+        tau: LIF membrane time constant, in timesteps. Default 2.0 (paper).
+        v_threshold: LIF threshold. Default 0.5 (paper).
+        surrogate: surrogate name. Default ``"pl"``.
+        alpha: surrogate sharpness; None for the surrogate's default.
+        detach_reset: stop the gradient through the reset. Default False.
         bn_mode: ``"merged"`` or ``"per_step"`` (see :class:`~sparsegrad.models._blocks.TimeBatchNorm2d`).
         drop_rate: dropout before the classifier.
 
