@@ -24,7 +24,7 @@ class SeqToANN(nn.Sequential):
     ``SeqToANN`` blocks. (``Dropout`` draws an independent mask per frame and timestep.)
 
     Args:
-        *args: the modules, applied in order (as :class:`torch.nn.Sequential`).
+        *modules: the modules, applied in order (as :class:`torch.nn.Sequential`).
 
     Shape:
         - Input: ``[T, B, *]``, time first, at least 3 dimensions.
@@ -44,6 +44,9 @@ class SeqToANN(nn.Sequential):
         >>> block(torch.rand(10, 4, 2, 34, 34)).shape      # T=10, B=4
         torch.Size([10, 4, 8, 34, 34])
     """
+
+    def __init__(self, *modules: nn.Module):
+        super().__init__(*modules)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.ndim < 3:
