@@ -10,12 +10,14 @@ sequential part is a single fused multiply-add per timestep.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from .surrogate import PiecewiseLinear, Surrogate, SurrogateHook, apply_hooks
+from .surrogate import PiecewiseLinear, Surrogate, SurrogateHook, apply_hooks, build
 
-__all__ = ["lif_multistep"]
+__all__ = ["lif_multistep", "check_lif_parameters"]
 
 
 # Work in blocks of timesteps of at most this many elements (8 MiB of float32). Whole
@@ -68,6 +70,11 @@ class _LIFMultiStep(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes):
+        if torch.is_grad_enabled():  # backward(create_graph=True): no silent zero 2nd order
+            raise RuntimeError(
+                "lif_multistep's fused backward is not differentiable: higher-order gradients "
+                "(create_graph=True) through the LIF kernel are not supported"
+            )
         h_blocks = ctx.saved_tensors
         tau, v_threshold, v_reset, surrogate, detach_reset, hooks = ctx.params
         decay = 1 - 1 / tau
@@ -96,14 +103,38 @@ class _LIFMultiStep(torch.autograd.Function):
         return grad_x, None, None, None, None, None, None
 
 
+def check_lif_parameters(tau, v_threshold, v_reset) -> tuple[float, float, float]:
+    """Validate LIF constants; return them as floats.
+
+    Raises:
+        ValueError: ``tau`` not a finite number ``>= 1``, or not ``v_threshold > v_reset``
+            (both finite); the message names the values.
+    """
+    try:
+        tau, v_threshold, v_reset = float(tau), float(v_threshold), float(v_reset)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"LIF constants must be numbers, got tau={tau!r}, v_threshold={v_threshold!r}, "
+            f"v_reset={v_reset!r}"
+        ) from None
+    if not (math.isfinite(tau) and tau >= 1):
+        raise ValueError(f"LIF: tau must be a finite number >= 1 (in timesteps), got {tau!r}")
+    if not (math.isfinite(v_threshold) and math.isfinite(v_reset) and v_threshold > v_reset):
+        raise ValueError(
+            f"LIF: need finite v_threshold > v_reset, got v_threshold={v_threshold!r}, "
+            f"v_reset={v_reset!r}"
+        )
+    return tau, v_threshold, v_reset
+
+
 def lif_multistep(
     x: torch.Tensor,
     tau: float = 2.0,
     v_threshold: float = 0.5,
     v_reset: float = 0.0,
-    surrogate: Surrogate | None = None,
+    surrogate: Surrogate | str | None = None,
     detach_reset: bool = False,
-    hooks: tuple[SurrogateHook, ...] = (),
+    hooks: tuple[SurrogateHook, ...] | None = None,
 ) -> torch.Tensor:
     """Multi-step leaky integrate-and-fire neuron with hard reset (paper Eq. 1-5).
 
@@ -122,30 +153,35 @@ def lif_multistep(
         tau: membrane time constant, in timesteps (``>= 1``). Default 2.0.
         v_threshold: firing threshold, in the input's units. Default 0.5.
         v_reset: reset and resting potential. Default 0.0.
-        surrogate: a :class:`~sparsegrad.surrogate.Surrogate`; default
-            piecewise-linear with ``alpha = 2``.
+        surrogate: a :class:`~sparsegrad.surrogate.Surrogate` or a name for
+            :func:`~sparsegrad.surrogate.build`; default piecewise-linear with ``alpha = 2``.
         detach_reset: stop the gradient through the spike in the reset. Default False.
         hooks: callables ``hook(sg, t0)`` applied in order, in backward, to the
             pseudo-derivative ``SG'(H - v_threshold)`` of each block of timesteps
             ``[Tb, B, ...]`` starting at ``t0``, last block first (MSG's mask, Eq. 11; see
-            :meth:`~sparsegrad.surrogate.Surrogate.register_surrogate_hook`).
+            :meth:`~sparsegrad.surrogate.Surrogate.register_surrogate_hook`). Default:
+            the surrogate's registered hooks (``surrogate.active_hooks()``).
 
     Shape:
         - Input: ``[T, B, ...]``, floating point.
         - Output: spikes ``[T, B, ...]`` (0. or 1.), same dtype as the input.
 
     Raises:
-        ValueError: if ``x`` has fewer than 2 dimensions or is not floating point.
+        ValueError: ``x`` is not a floating-point tensor ``[T, B, ...]`` with ``T >= 1``;
+            bad constants (see :func:`check_lif_parameters`); an unknown surrogate.
+
+    The backward is not itself differentiable (``create_graph=True`` raises).
 
     Reference: paper Eq. 1-5; equals spikingjelly ``LIFNode(decay_input=True,
     v_reset=v_reset, step_mode="m")``.
     """
-    if x.ndim < 2 or not x.is_floating_point():
+    if not isinstance(x, torch.Tensor) or x.ndim < 2 or x.shape[0] < 1 or not x.is_floating_point():
+        got = f"dtype {x.dtype} and shape {list(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(
-            f"lif_multistep expects a floating-point input of shape [T, B, ...] (time first), "
-            f"got dtype {x.dtype} and shape {list(x.shape)}"
+            f"lif_multistep expects a floating-point input of shape [T, B, ...] (time first, "
+            f"T >= 1), got {got}"
         )
-    surrogate = PiecewiseLinear() if surrogate is None else surrogate
-    return _LIFMultiStep.apply(
-        x, float(tau), float(v_threshold), float(v_reset), surrogate, detach_reset, hooks
-    )
+    tau, v_threshold, v_reset = check_lif_parameters(tau, v_threshold, v_reset)
+    surrogate = PiecewiseLinear() if surrogate is None else build(surrogate)
+    hooks = surrogate.active_hooks() if hooks is None else tuple(hooks)
+    return _LIFMultiStep.apply(x, tau, v_threshold, v_reset, surrogate, bool(detach_reset), hooks)

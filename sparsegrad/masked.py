@@ -80,6 +80,10 @@ class _NeuronMaskCache:
     __slots__ = ("keep", "dropped")
 
     def __init__(self):
+        self.clear()
+
+    def clear(self, *_) -> None:
+        """Forget the mask (also usable as a forward pre-hook)."""
         self.keep = None
         self.dropped = None
 
@@ -95,7 +99,7 @@ class _SurrogateMasker:
     def __call__(self, sg: torch.Tensor, t0: int) -> torch.Tensor:
         out = self.msg._mask_activation(sg, shared_dims=2, inplace=True, cache=self.cache)
         if t0 == 0:
-            self.cache.keep = None
+            self.cache.clear()
         return out
 
 
@@ -140,8 +144,8 @@ class MaskedGradient:
             global RNG in activation mode; in optimizer mode a seed shared by all ranks.
         generator: a ``torch.Generator`` to draw from on its device (exclusive with seed).
         schedule: ``schedule(step) -> p`` giving the drop probability at each training
-            step (counted by :meth:`step`, called automatically after each step of a
-            wrapped optimizer). Overrides ``p``.
+            step (:attr:`step_count`, advanced by :meth:`step` once per optimizer step;
+            ``sparsegrad.train`` calls it). Overrides ``p``.
 
     Raises:
         ValueError: ``p`` outside ``[0, 1]``, ``p = 1`` with ``rescale``, an unknown
@@ -176,6 +180,10 @@ class MaskedGradient:
             )
         if seed is not None and generator is not None:
             raise ValueError("MaskedGradient: give either seed or generator, not both")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+            raise ValueError(f"MaskedGradient: seed must be an int in [0, 2**64), got {seed!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"MaskedGradient: generator must be a torch.Generator, got {generator!r}")
         if schedule is not None and not callable(schedule):
             raise ValueError(f"MaskedGradient: schedule must be callable(step) -> p, got {schedule!r}")
         self.granularity = granularity
@@ -186,6 +194,7 @@ class MaskedGradient:
         if generator is not None:
             self._generators[str(generator.device)] = generator
         self._handles: list = []
+        self._claimed: set[int] = set()  # what this object masks already: never twice
         self._seen = 0
         self._dropped: dict[str, torch.Tensor] = {}
 
@@ -269,8 +278,9 @@ class MaskedGradient:
             keep, dropped = cache.keep, cache.dropped
         else:
             keep = self._draw_keep(shape, grad, p)
-            # float32 sums of 0/1 are exact below 2**24 elements
-            dropped = keep.numel() - keep.sum(dtype=torch.float64 if keep.numel() >= 1 << 24 else None)
+            # Sums of 0/1 in float32 are exact below 2**24 elements; counts are kept in int64.
+            kept = keep.sum(dtype=torch.float64 if keep.numel() >= 1 << 24 else torch.float32)
+            dropped = (keep.numel() - kept).to(torch.int64)
             if self.rescale:
                 keep.mul_(1 / (1 - p))
             if cache is not None:
@@ -283,6 +293,12 @@ class MaskedGradient:
         """Mask shape for an activation: ``"neuron"`` shares it over ``shared_dims`` leading dims."""
         if self.granularity == "element":
             return grad.shape
+        if grad.ndim <= shared_dims:
+            raise ValueError(
+                f"MaskedGradient(granularity='neuron') shares one mask over the first {shared_dims} "
+                f"dims of an activation (time-first [T, B, ...]), but got a gradient of shape "
+                f"{list(grad.shape)}; use granularity='element' for this activation"
+            )
         return torch.Size((1,) * shared_dims + grad.shape[shared_dims:])
 
     def _mask_activation(self, grad, shared_dims, inplace, cache=None) -> torch.Tensor:
@@ -305,25 +321,33 @@ class MaskedGradient:
 
         Raises:
             ValueError: if no module matches (nothing would be masked).
+            TypeError: ``model`` is not a module.
+
+        Attaching twice, or to a surrogate shared by several neurons, masks each spike
+        function once.
         """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"MaskedGradient.attach: model must be an nn.Module, got {type(model).__name__}")
         select = _selector(targets)
-        count = 0
-        claimed: set[int] = set()  # a surrogate shared by several neurons is masked once
-        for module in model.modules():
-            if id(module) in claimed or not select(module):
-                continue
-            count += 1
-            hook_point = _own_surrogate(module)
-            if hook_point is not None and id(hook_point) in claimed:
-                continue
-            self._handles.extend(self._hook(module))
-            claimed.update(id(m) for m in module.modules())
-        if count == 0:
+        found = [m for m in model.modules() if select(m)]
+        if not found:
             what = "no sparsegrad/spikingjelly spiking activation" if targets is None else f"no module matching targets={targets!r}"
             raise ValueError(
                 f"MaskedGradient.attach: {what} in {type(model).__name__}; pass targets= "
                 "(classes or a predicate) naming your spiking activations"
             )
+        # Neurons first: a surrogate module a neuron holds is then masked through the neuron
+        # only, even if the model also holds it elsewhere. Nothing is masked twice, also
+        # across calls.
+        found.sort(key=lambda m: 0 if _spike_function_of(m) is not None else 1)
+        for module in found:
+            point = _spike_function_of(module)
+            point = module if point is None else point
+            if id(point) in self._claimed or id(module) in self._claimed:
+                continue
+            self._handles.extend(self._hook(module))
+            self._claimed.update(id(m) for m in module.modules())
+            self._claimed.add(id(point))
         return self
 
     def _hook(self, module: nn.Module) -> list:
@@ -354,18 +378,37 @@ class MaskedGradient:
 
         The masks come from a generator seeded identically on every rank (``seed``, or
         a seed broadcast from rank 0 when ``torch.distributed`` is initialised), so
-        data-parallel replicas stay identical. After each step :meth:`step` is called.
+        data-parallel replicas stay identical. A ``schedule`` reads :attr:`step_count`:
+        call :meth:`step` once per optimizer step (``sparsegrad.train`` does).
+        Accelerate's prepared optimizer is unwrapped.
 
         Returns:
             ``self``.
+
+        Raises:
+            TypeError: ``optimizer`` is not a ``torch.optim.Optimizer``.
+            ValueError: this optimizer is wrapped already; at ``step(closure)``, since the
+                gradients a closure computes inside the step cannot be masked.
         """
+        inner = getattr(optimizer, "optimizer", None)  # accelerate's AcceleratedOptimizer
+        optimizer = inner if isinstance(inner, torch.optim.Optimizer) else optimizer
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"MaskedGradient.wrap: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if id(optimizer) in self._claimed:
+            raise ValueError("MaskedGradient.wrap: this optimizer is wrapped by this object already")
         if not self._generators:
             self.seed = self.seed if self.seed is not None else _shared_seed()
         self._handles.append(optimizer.register_step_pre_hook(self._mask_params))
-        self._handles.append(optimizer.register_step_post_hook(lambda *_: self.step()))
+        self._claimed.add(id(optimizer))
         return self
 
     def _mask_params(self, optimizer, args, kwargs) -> None:
+        closure = args[1] if len(args) > 1 else kwargs.get("closure")  # args[0] is the optimizer
+        if closure is not None:
+            raise ValueError(
+                "MaskedGradient.wrap cannot mask gradients computed by a step(closure) inside the "
+                "step; compute the gradients before optimizer.step() or use attach()"
+            )
         for group in optimizer.param_groups:
             for param in group["params"]:
                 if param.grad is not None:
@@ -382,6 +425,7 @@ class MaskedGradient:
         """Undo every :meth:`attach` and :meth:`wrap`."""
         while self._handles:
             self._handles.pop().remove()
+        self._claimed.clear()
 
     def __enter__(self) -> "MaskedGradient":
         return self
@@ -401,16 +445,32 @@ class _WrappedSurrogate:
 
     def __init__(self, neuron: nn.Module, msg: MaskedGradient):
         self.neuron = neuron
-        self.original = neuron.surrogate_function
         # Multi-step spikingjelly neurons call the surrogate once per step on [B, ...].
-        wrapper = _MaskedSurrogate(self.original, msg, shared_dims=1).train(neuron.training)
-        neuron.surrogate_function = wrapper
-        reset = lambda module, args: setattr(wrapper.cache, "keep", None)  # noqa: E731
-        self.pre_hook = neuron.register_forward_pre_hook(reset)
+        self.wrapper = _MaskedSurrogate(neuron.surrogate_function, msg, shared_dims=1).train(neuron.training)
+        neuron.surrogate_function = self.wrapper
+        self.pre_hook = neuron.register_forward_pre_hook(self.wrapper.cache.clear)
 
     def remove(self) -> None:
         self.pre_hook.remove()
-        self.neuron.surrogate_function = self.original
+        # Unlink this wrapper from the chain neuron -> wrapper -> ... -> original, wherever
+        # it is: another MaskedGradient may have wrapped it since.
+        holder, attr = self.neuron, "surrogate_function"
+        while isinstance(getattr(holder, attr), _MaskedSurrogate):
+            current = getattr(holder, attr)
+            if current is self.wrapper:
+                setattr(holder, attr, current.surrogate)
+                return
+            holder, attr = current, "surrogate"
+
+
+def _spike_function_of(module: nn.Module) -> nn.Module | None:
+    """The spike function a neuron holds (sparsegrad's ``surrogate``, spikingjelly's
+    ``surrogate_function``), or None for anything else, surrogates themselves included."""
+    if isinstance(module, Surrogate):
+        return None
+    if _is_spikingjelly_neuron(module):
+        return module.surrogate_function
+    return _own_surrogate(module)
 
 
 def _own_surrogate(module: nn.Module) -> Surrogate | None:
@@ -444,6 +504,11 @@ def _default_target(module: nn.Module) -> bool:
 def _selector(targets: Targets | None) -> Callable[[nn.Module], bool]:
     if targets is None:
         return _default_target
+    if isinstance(targets, nn.Module):
+        raise ValueError(
+            f"MaskedGradient.attach: targets must be classes or a predicate, got the module "
+            f"instance {targets!r}; pass its class, targets=({type(targets).__name__},)"
+        )
     if isinstance(targets, type):
         targets = (targets,)
     if isinstance(targets, Iterable) and not isinstance(targets, (str, bytes)):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from . import surrogate as sg
-from .functional import lif_multistep
+from .functional import check_lif_parameters, lif_multistep
 
 __all__ = ["LIF"]
 
@@ -66,14 +64,7 @@ class LIF(nn.Module):
         detach_reset: bool = False,
     ):
         super().__init__()
-        tau, v_threshold, v_reset = float(tau), float(v_threshold), float(v_reset)
-        if not (math.isfinite(tau) and tau >= 1):
-            raise ValueError(f"LIF: tau must be a finite number >= 1 (in timesteps), got {tau!r}")
-        if not (math.isfinite(v_threshold) and math.isfinite(v_reset) and v_threshold > v_reset):
-            raise ValueError(
-                f"LIF: need finite v_threshold > v_reset, got v_threshold={v_threshold!r}, "
-                f"v_reset={v_reset!r}"
-            )
+        tau, v_threshold, v_reset = check_lif_parameters(tau, v_threshold, v_reset)
         self.tau = tau
         self.v_threshold = v_threshold
         self.v_reset = v_reset

@@ -39,7 +39,8 @@ class TemporalWeightedHead(nn.Module):
 
     Shape:
         - Output of ``model``: ``[T, B, K]`` (after moving ``time_dim`` to the front).
-        - ``target``: class indices ``[B]``, or scores/one-hot ``[B, K]`` (argmax taken).
+        - ``target``: integer class indices ``[B]`` in ``[0, K)``, or float scores/one-hot
+          ``[B, K]`` (argmax taken).
         - Output: ``[B, K]``. ``last_step_logits``: ``[T, B, K]`` of the latest forward.
 
     State (all in the ``state_dict``): buffers ``factors [T]`` and ``epochs []`` (completed
@@ -48,8 +49,9 @@ class TemporalWeightedHead(nn.Module):
     rank 0's) and saved as extra state.
 
     Raises:
-        ValueError: bad arguments; a model output that is not a tensor, or whose
-            ``time_dim`` is not ``T`` long; a target whose batch size differs.
+        ValueError: bad arguments; a model output that is not a 3-D tensor, or whose
+            ``time_dim`` is not ``T`` long; a target of another shape or dtype, or with a class
+            index outside ``[0, K)``.
 
     Reference: paper Eq. 15-17 and Algorithm 1; DESIGN §2.4.
     """
@@ -73,6 +75,8 @@ class TemporalWeightedHead(nn.Module):
             raise ValueError(
                 f"TemporalWeightedHead: update_every must be 'epoch' or 'step', got {update_every!r}"
             )
+        if isinstance(time_dim, bool) or not isinstance(time_dim, int):
+            raise ValueError(f"TemporalWeightedHead: time_dim must be an int, got {time_dim!r}")
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
             raise ValueError(f"TemporalWeightedHead: warmup_epochs must be an int >= 0, got {warmup_epochs!r}")
         self.model = model
@@ -101,32 +105,49 @@ class TemporalWeightedHead(nn.Module):
         return y
 
     def _per_step(self, out) -> torch.Tensor:
-        if not isinstance(out, torch.Tensor) or out.ndim < 2:
+        expected = f"per-timestep outputs [T={self.T}, B, K] (time at dim {self.time_dim})"
+        if not isinstance(out, torch.Tensor) or out.ndim != 3:
             got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"TemporalWeightedHead: the model must return {expected}, got {got}")
+        if not -3 <= self.time_dim < 3:
             raise ValueError(
-                f"TemporalWeightedHead: the model must return per-timestep outputs "
-                f"[T={self.T}, B, K] (time at dim {self.time_dim}), got {got}"
+                f"TemporalWeightedHead: time_dim={self.time_dim} is outside the 3 dims of the "
+                f"model's output {list(out.shape)}"
             )
         if out.shape[self.time_dim] != self.T:
             raise ValueError(
                 f"TemporalWeightedHead: expected T={self.T} along dim {self.time_dim} of the "
                 f"model's output, got shape {list(out.shape)}"
             )
-        out = out.movedim(self.time_dim, 0)
-        return out if out.ndim == 3 else out.reshape(self.T, out.shape[1], -1)
+        return out.movedim(self.time_dim, 0)
 
     @torch.no_grad()
     def _count(self, out: torch.Tensor, target: torch.Tensor) -> None:
-        labels = target.argmax(-1) if target.ndim == 2 else target
-        if labels.ndim != 1 or labels.shape[0] != out.shape[1]:
-            raise ValueError(
-                f"TemporalWeightedHead: target must be [B] class indices or [B, K] scores "
-                f"with B={out.shape[1]}, got shape {list(target.shape)}"
-            )
+        labels = self._labels(target, batch=out.shape[1], classes=out.shape[2]).to(out.device)
         if self.correct.device != out.device:
             self.correct, self.seen = self.correct.to(out.device), self.seen.to(out.device)
-        self.correct += (out.argmax(-1) == labels.to(out.device)).sum(1)
+        self.correct += (out.argmax(-1) == labels).sum(1)
         self.seen += labels.shape[0]
+
+    @staticmethod
+    def _labels(target, batch: int, classes: int) -> torch.Tensor:
+        """Class indices ``[B]`` from indices or from ``[B, K]`` scores; bad targets raise."""
+        accepted = f"[B={batch}] integer class indices in [0, {classes}) or [B={batch}, K={classes}] float scores"
+        if not isinstance(target, torch.Tensor):
+            raise ValueError(f"TemporalWeightedHead: target must be a tensor of {accepted}, got {type(target).__name__}")
+        if target.ndim == 2 and target.is_floating_point() and tuple(target.shape) == (batch, classes):
+            return target.argmax(-1)
+        if target.ndim != 1 or target.shape[0] != batch or target.is_floating_point() or target.dtype == torch.bool:
+            raise ValueError(
+                f"TemporalWeightedHead: target must be {accepted}, got {target.dtype} of shape {list(target.shape)}"
+            )
+        bad = (target < 0) | (target >= classes)
+        if bad.any():
+            raise ValueError(
+                f"TemporalWeightedHead: target holds class index {int(target[bad][0])}, outside "
+                f"[0, {classes}) (ignore_index-style labels are not supported)"
+            )
+        return target
 
     @torch.no_grad()
     def _update(self) -> None:

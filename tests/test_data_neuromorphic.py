@@ -455,22 +455,26 @@ def test_cache_key_holds_every_framing_parameter(cifar_root, tmp_path):
     assert frame_cache_path(cache, params | {"framing": "other"}) != base.cache_path
 
 
-def test_cache_is_read_back_and_changing_T_never_reuses_stale_frames(cifar_root, tmp_path):
+def test_cache_is_read_back_and_any_change_gets_fresh_frames(cifar_root, tmp_path):
     cache = tmp_path / "cache"
     first = CIFAR10DVS(cifar_root, train=True, T=4, cache_dir=cache)
     frames4, label = first[7]
     assert (first.cache_path / "7_0.hdf5").is_file()  # tonic.DiskCachedDataset's file
-    assert torch.equal(frames4, CIFAR10DVS(cifar_root, train=True, T=4)[7][0])
-    # Break the recording: the same parameters still read the cached frames ...
+    second = CIFAR10DVS(cifar_root, train=True, T=4, cache_dir=cache)
+    assert second.cache_path == first.cache_path
+    again, again_label = second[7]
+    assert torch.equal(again, frames4) and again_label == label and isinstance(again_label, int)
+    assert torch.equal(frames4, CIFAR10DVS(cifar_root, train=True, T=4)[7][0])  # uncached
+    # T = 6 has its own folder
+    six = CIFAR10DVS(cifar_root, train=True, T=6, cache_dir=cache)
+    assert six.cache_path != first.cache_path and six[8][0].shape == (6, 2, 48, 48)
+    # a recording replaced under the same name is never served from the old frames
     victim = first.files[7]
     victim.write_bytes(victim.read_bytes()[:-1])
-    again, again_label = CIFAR10DVS(cifar_root, train=True, T=4, cache_dir=cache)[7]
-    assert torch.equal(again, frames4) and again_label == label and isinstance(again_label, int)
-    # ... while T = 6 has its own folder and must re-read the (now broken) recording
+    changed = CIFAR10DVS(cifar_root, train=True, T=4, cache_dir=cache)
+    assert changed.cache_path != first.cache_path
     with pytest.raises(ValueError, match="truncated"):
-        CIFAR10DVS(cifar_root, train=True, T=6, cache_dir=cache)[7]
-    fresh = CIFAR10DVS(cifar_root, train=True, T=6, cache_dir=cache)[8][0]
-    assert fresh.shape == (6, 2, 48, 48)
+        changed[7]
 
 
 def test_augmentation_runs_after_the_cache(cifar_root, tmp_path):

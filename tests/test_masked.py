@@ -783,12 +783,15 @@ def linear_problem(seed=0, out_features=30, in_features=40):
     return model, x, y
 
 
-def sgd_step(model, opt, x, y):
+def sgd_step(model, opt, x, y, msg=None):
+    """One SGD step; ``msg.step()`` after it, as a training loop does (it drives schedules)."""
     opt.zero_grad()
     ((model(x) - y) ** 2).sum().backward()
     grads = [p.grad.clone() for p in model.parameters()]
     before = [p.detach().clone() for p in model.parameters()]
     opt.step()
+    if msg is not None:
+        msg.step()
     return before, grads, [p.detach().clone() for p in model.parameters()]
 
 
@@ -797,7 +800,7 @@ def test_optimizer_mode_changes_a_fraction_one_minus_p_of_weights(p):
     model, x, y = linear_problem(out_features=60, in_features=80)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     msg = MaskedGradient(p, seed=50).wrap(opt)
-    before, grads, after = sgd_step(model, opt, x, y)
+    before, grads, after = sgd_step(model, opt, x, y, msg)
     total = kept_total = 0
     for w0, g, w1 in zip(before, grads, after, strict=True):
         assert (g != 0).all()
@@ -844,11 +847,11 @@ def test_optimizer_mode_step_count_and_schedule():
     model, x, y = linear_problem()
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     msg = MaskedGradient(0.5, seed=54, schedule=lambda s: 0.0 if s == 0 else 1.0).wrap(opt)
-    before, grads, after = sgd_step(model, opt, x, y)
+    before, grads, after = sgd_step(model, opt, x, y, msg)
     assert msg.step_count == 1
     for w0, g, w1 in zip(before, grads, after, strict=True):
         assert torch.equal(w1, w0 - g)  # p = 0: the full plain step
-    before, grads, after = sgd_step(model, opt, x, y)
+    before, grads, after = sgd_step(model, opt, x, y, msg)
     assert msg.step_count == 2
     for w0, g, w1 in zip(before, grads, after, strict=True):
         assert torch.count_nonzero(g) > 0
@@ -871,7 +874,7 @@ def test_optimizer_mode_remove_restores_plain_steps():
     model, x, y = linear_problem()
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     msg = MaskedGradient(1.0).wrap(opt)
-    before, _, after = sgd_step(model, opt, x, y)
+    before, _, after = sgd_step(model, opt, x, y, msg)
     assert torch.equal(before[0], after[0])
     msg.remove()
     before, grads, after = sgd_step(model, opt, x, y)
@@ -884,8 +887,8 @@ def test_state_dict_round_trip_optimizer_mode():
     m1, x, y = linear_problem()
     o1 = torch.optim.SGD(m1.parameters(), lr=0.1)
     a = MaskedGradient(0.5, seed=56).wrap(o1)
-    sgd_step(m1, o1, x, y)
-    sgd_step(m1, o1, x, y)
+    sgd_step(m1, o1, x, y, a)
+    sgd_step(m1, o1, x, y, a)
     state = copy.deepcopy(a.state_dict())
     m2 = copy.deepcopy(m1)
     o2 = torch.optim.SGD(m2.parameters(), lr=0.1)
@@ -921,3 +924,133 @@ def test_state_dict_round_trip_activation_mode():
     run_backward(lif_b, x)
     assert torch.equal(after_a.last != 0, after_b.last != 0)
     assert not torch.equal(after_a.seen[-1] != 0, after_a.seen[-2] != 0)
+
+
+# ============================================================================ misuse is safe
+def kept_fraction_through(model, x):
+    """Backward through ``model``; the fraction of input-gradient entries left non-zero."""
+    x = x.clone().requires_grad_()
+    model(x).sum().backward()
+    return (x.grad != 0).float().mean().item()
+
+
+def test_neuron_granularity_needs_a_time_and_batch_dimension():
+    s = sg.Atan()
+    MaskedGradient(0.5, granularity="neuron", seed=1).attach(s)
+    x = torch.zeros(8, 16, requires_grad=True)  # [B, N]: no dims left to share over
+    with pytest.raises(ValueError, match=r"granularity='neuron'.*\[8, 16\]"):
+        s(x).sum().backward()
+
+
+def test_spikingjelly_surrogate_held_by_model_and_neuron_is_masked_once():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sg = sj_surrogate.ATan()
+            self.node = sj_neuron.LIFNode(step_mode="m", surrogate_function=self.sg)
+
+        def forward(self, x):
+            return self.node(x)
+
+    net = Net()
+    msg = MaskedGradient(0.5, seed=0).attach(net)
+    x = torch.full((T, B, N), 0.9)
+    kept_fraction_through(net, x)
+    assert msg.stats["seen"] == T * B * N  # one mask per surrogate call, not two
+    assert abs(msg.stats["dropped"] / msg.stats["seen"] - 0.5) < 0.02
+
+
+def test_removing_spikingjelly_attachments_in_any_order_restores_the_neuron():
+    node = sj_neuron.LIFNode(step_mode="m")
+    original = node.surrogate_function
+    a = MaskedGradient(0.5, seed=1).attach(node)
+    b = MaskedGradient(0.5, seed=2).attach(node)
+    a.remove()
+    node.reset()
+    kept_fraction_through(node, torch.full((T, B, N), 0.9))
+    assert a.stats["seen"] == 0 and b.stats["seen"] == T * B * N  # b still masks, once
+    b.remove()
+    assert node.surrogate_function is original
+
+
+def test_attaching_twice_masks_once_and_wrapping_twice_raises():
+    lif = LIF(surrogate="atan")
+    msg = MaskedGradient(0.5, seed=3).attach(lif)
+    msg.attach(lif)
+    assert len(lif.surrogate._surrogate_hooks) == 1
+    opt = torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=1.0)
+    msg.wrap(opt)
+    with pytest.raises(ValueError, match="wrapped"):
+        msg.wrap(opt)
+    msg.remove()
+    assert len(lif.surrogate._surrogate_hooks) == 0
+    msg.attach(lif)  # after remove() it attaches afresh
+    assert len(lif.surrogate._surrogate_hooks) == 1
+
+
+def test_optimizer_step_with_closure_raises():
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    MaskedGradient(0.5, seed=0).wrap(opt)
+
+    def closure():
+        opt.zero_grad()
+        loss = model(torch.ones(1, 4)).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(ValueError, match="closure"):
+        opt.step(closure)
+
+
+def test_wrap_unwraps_accelerate_optimizer():
+    from accelerate import Accelerator
+
+    model = nn.Linear(40, 30)
+    opt = Accelerator(cpu=True).prepare_optimizer(torch.optim.SGD(model.parameters(), lr=1.0))
+    MaskedGradient(0.5, seed=0).wrap(opt)
+    model(torch.ones(2, 40)).sum().backward()
+    before = model.weight.detach().clone()
+    opt.step()
+    changed = (model.weight != before).float().mean().item()
+    assert abs(changed - 0.5) < 0.1
+
+
+def test_own_neuron_built_on_lif_multistep_is_masked():
+    from sparsegrad.functional import lif_multistep
+
+    class MyLIF(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.surrogate = sg.Atan()
+
+        def forward(self, x):
+            return lif_multistep(x, surrogate=self.surrogate)
+
+    net = MyLIF()
+    msg = MaskedGradient(0.5, seed=4).attach(net)
+    kept_fraction_through(net, torch.full((T, B, N), 0.9))
+    assert msg.stats["seen"] == T * B * N
+    assert abs(msg.stats["dropped"] / msg.stats["seen"] - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_stats_are_exact_integer_counts_for_half_precision_gradients(dtype):
+    s = sg.Atan()
+    msg = MaskedGradient(0.5, seed=5).attach(s)
+    x = torch.zeros(200_000, dtype=dtype, requires_grad=True)
+    s(x).sum().backward()
+    dropped = int((x.grad == 0).sum())
+    assert msg.stats == {"seen": 200_000, "dropped": dropped}
+    assert isinstance(msg.state_dict()["stats"]["dropped"], int)
+
+
+@pytest.mark.parametrize("bad", ["abc", 1.5, -1, 2**70, True])
+def test_bad_seed_raises_at_construction(bad):
+    with pytest.raises(ValueError, match="seed"):
+        MaskedGradient(0.5, seed=bad)
+
+
+def test_module_instance_as_targets_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"targets=\(LIF,\)"):
+        MaskedGradient(0.5).attach(nn.Sequential(LIF()), targets=LIF())

@@ -446,3 +446,33 @@ def test_gradient_equals_loop_on_large_timesteps(with_hook):
         h_minus_th = charged_minus_threshold(x, 2.0, 0.5, -0.1)
         torch.testing.assert_close(capture.passes[0], 0.5 * atan_f32(h_minus_th), rtol=1e-6, atol=0)
     torch.testing.assert_close(x_ours.grad, x_ref.grad, rtol=1e-5, atol=1e-6)
+
+
+# ============================================================================ misuse
+def test_zero_timesteps_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"T >= 1.*\[0, 2, 3\]"):
+        LIF()(torch.zeros(0, 2, 3))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"tau": 0.0}, "tau"), ({"tau": float("nan")}, "tau"), ({"v_threshold": -1.0}, "v_threshold"),
+     ({"tau": None}, "tau"), ({"surrogate": "nope"}, "unknown surrogate")],
+)
+def test_lif_multistep_checks_its_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lif_multistep(torch.zeros(3, 2, 4), **kwargs)
+
+
+def test_lif_multistep_accepts_a_surrogate_name():
+    x = torch.randn(4, 3, 5, requires_grad=True)
+    lif_multistep(x, surrogate="atan").sum().backward()
+    y = x.detach().clone().requires_grad_()
+    LIF(surrogate="atan")(y).sum().backward()
+    assert torch.equal(x.grad, y.grad)
+
+
+def test_double_backward_through_the_kernel_raises_instead_of_a_silent_zero():
+    x = torch.randn(4, 3, 5, requires_grad=True)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        torch.autograd.grad(LIF()(x).sum(), x, create_graph=True)

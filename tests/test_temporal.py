@@ -363,3 +363,36 @@ def test_factors_stay_a_distribution_and_follow_eq17(beta, batches, mode):
         assert head.factors.sum().item() == pytest.approx(1.0, abs=1e-5)
         assert (head.factors >= 0).all()
         torch.testing.assert_close(head.factors.double(), want, rtol=1e-5, atol=1e-6)
+
+
+# ============================================================================ bad targets
+@pytest.mark.parametrize(
+    ("target", "match"),
+    [
+        (torch.zeros(B, 1, dtype=torch.long), r"\[B=5\]"),  # argmax over a size-1 dim
+        (torch.full((B,), K, dtype=torch.long), "class index 3"),
+        (torch.full((B,), -100, dtype=torch.long), "class index -100"),
+        (torch.full((B,), 0.5), "float32"),
+        (torch.ones(B, dtype=torch.bool), "torch.bool"),
+        (torch.zeros(B, K + 1), r"\[5, 4\]"),
+        ([0] * B, "list"),
+    ],
+    ids=["B-by-1", "too-large", "ignore-index", "fractional", "bool", "wrong-K", "list"],
+)
+def test_bad_targets_raise_naming_the_value(target, match):
+    head = TemporalWeightedHead(Identity(), T=T)
+    with pytest.raises(ValueError, match=match):
+        head(torch.randn(T, B, K), target=target)
+    assert int(head.seen) == 0
+
+
+@pytest.mark.parametrize("shape", [(T, B), (T, B, K, 2)])
+def test_outputs_that_are_not_t_b_k_raise(shape):
+    with pytest.raises(ValueError, match=r"\[T=7, B, K\]"):
+        TemporalWeightedHead(Identity(), T=T)(torch.randn(shape))
+
+
+@pytest.mark.parametrize("time_dim", [5, 1.0])
+def test_bad_time_dim_raises(time_dim):
+    with pytest.raises(ValueError, match="time_dim"):
+        TemporalWeightedHead(Identity(), T=T, time_dim=time_dim)(torch.randn(T, B, K))

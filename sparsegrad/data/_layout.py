@@ -46,3 +46,10 @@ def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     order of their path relative to ``folder``."""
     files = [p for p in folder.rglob("*") if p.name.endswith(suffixes) and p.is_file()]
     return sorted(files, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+
+
+def check_train_flag(train) -> bool:
+    """``train`` must be a bool (a string such as ``"yes"`` would pick a split silently)."""
+    if not isinstance(train, bool):
+        raise ValueError(f"train must be True (training split) or False (test split), got {train!r}")
+    return train

@@ -39,7 +39,7 @@ import numpy as np
 import tonic
 import torch
 
-from sparsegrad.data._layout import list_files, locate_root
+from sparsegrad.data._layout import check_train_flag, list_files, locate_root
 from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset
 from sparsegrad.data.splits import split_per_class
 
@@ -220,6 +220,7 @@ class CIFAR10DVS(EventFrameDataset):
         train_fraction: float = 0.9,
         download: bool = False,
     ):
+        check_train_flag(train)
         root = Path(root).expanduser()
         if download and not self._holds_data(root) and not self._holds_data(root / "CIFAR10DVS"):
             tonic.datasets.CIFAR10DVS(save_to=str(root))

@@ -29,7 +29,7 @@ import numpy as np
 import tonic
 import torch
 
-from sparsegrad.data._layout import list_files, locate_root
+from sparsegrad.data._layout import check_train_flag, list_files, locate_root
 from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset
 
 __all__ = ["DVSGesture", "read_dvsgesture_npy"]
@@ -121,6 +121,7 @@ class DVSGesture(EventFrameDataset):
         cache_dir: str | os.PathLike | None = None,
         download: bool = False,
     ):
+        check_train_flag(train)
         root = Path(root).expanduser()
         split = SPLIT_FOLDERS[bool(train)]
 

@@ -237,9 +237,14 @@ class EventFrameDataset(Dataset):
         if len(files) != len(targets):
             raise ValueError(f"{len(files)} files but {len(targets)} targets")
         if size is not None:
-            size = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
-            if len(size) != 2 or min(size) < 1:
-                raise ValueError(f"size must be a positive int or (height, width), got {size}")
+            pair = (size, size) if isinstance(size, int) else size
+            if (
+                not isinstance(pair, (tuple, list))
+                or len(pair) != 2
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in pair)
+            ):
+                raise ValueError(f"size must be a positive int or (height, width) of ints, got {size!r}")
+            size = tuple(pair)
         self.files = [Path(f) for f in files]
         self.targets = [int(t) for t in targets]
         self.root = Path(root)
@@ -271,7 +276,8 @@ class EventFrameDataset(Dataset):
         samples = hashlib.sha256()
         for file, target in zip(self.files, self.targets, strict=True):
             rel = file.relative_to(self.root) if file.is_relative_to(self.root) else file
-            samples.update(f"{rel.as_posix()}\t{target}\n".encode())
+            stat = file.stat()  # a file replaced under the same name gets new frames
+            samples.update(f"{rel.as_posix()}\t{target}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
         return {
             "dataset": self.dataset_name,
             "split": self.split,

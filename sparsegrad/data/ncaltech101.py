@@ -36,7 +36,7 @@ import tonic
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from sparsegrad.data._layout import list_files, locate_root
+from sparsegrad.data._layout import check_train_flag, list_files, locate_root
 from sparsegrad.data.frames import EventFrameDataset
 from sparsegrad.data.nmnist import read_events as read_atis_bin
 from sparsegrad.data.splits import class_balanced_sampler, split_per_class
@@ -94,6 +94,7 @@ class NCaltech101(EventFrameDataset):
         train_fraction: float = 0.9,
         download: bool = False,
     ):
+        check_train_flag(train)
         root = Path(root).expanduser()
         candidates = ("", "Caltech101", "NCALTECH101/Caltech101")
         if download and not any(self._holds_data(root / c) for c in candidates):

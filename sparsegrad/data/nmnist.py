@@ -28,7 +28,7 @@ import numpy as np
 import tonic
 import torch
 
-from sparsegrad.data._layout import list_files
+from sparsegrad.data._layout import check_train_flag, list_files
 from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset, events_to_frames
 
 __all__ = ["NMNIST", "default_root", "events_to_frames", "read_events", "read_labels"]
@@ -220,6 +220,7 @@ class NMNIST(EventFrameDataset):
         cache_dir: str | os.PathLike | None = None,
         download: bool = False,
     ):
+        check_train_flag(train)
         if isinstance(T, bool) or not isinstance(T, int) or T < 1:
             raise ValueError(f"T must be a positive int, got {T!r}")
         root = Path(root).expanduser() if root is not None else default_root()

@@ -134,11 +134,11 @@ class SpikingEncoder(nn.Module):
         self.lif = cfg.lif()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.ndim not in (4, 5):
-            got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        if not isinstance(x, torch.Tensor) or x.ndim not in (4, 5) or not x.is_floating_point():
+            got = f"{x.dtype} {list(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(
-                f"expected static images [B, C={self.in_chans}, H, W] or event frames "
-                f"[B, T={self.T}, C={self.in_chans}, H, W], got {got}"
+                f"expected floating-point static images [B, C={self.in_chans}, H, W] or event "
+                f"frames [B, T={self.T}, C={self.in_chans}, H, W], got {got}"
             )
         if x.shape[-3] != self.in_chans or (x.ndim == 5 and x.shape[1] != self.T):
             layout = "[B, C, H, W]" if x.ndim == 4 else "[B, T, C, H, W]"

@@ -1,0 +1,176 @@
+"""The paper's figures from a run's records, drawn with matplotlib's Agg canvas.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no ``pyplot``), so
+nothing touches the process-wide backend or needs a display. Each function reads the
+per-epoch rows that :func:`sparsegrad.train.run` writes to ``metrics.csv`` (keys
+``epoch``, ``train_loss``, ``test_acc``, ``test_acc_t<t>``, ``factor_t<t>``, ...) and writes
+one PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = [
+    "plot_curves",
+    "plot_epoch_time",
+    "plot_factors",
+    "plot_firing_rate",
+    "plot_per_timestep",
+    "plot_run",
+    "plot_sweep",
+    "plot_variants",
+]
+
+
+def _figure(ncols: int = 1, width: float = 5.0) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width * ncols, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def _steps(row: Mapping, prefix: str) -> list[float]:
+    keys = sorted((k for k in row if k.startswith(prefix) and k[len(prefix):].isdigit()),
+                  key=lambda k: int(k[len(prefix):]))
+    return [float(row[k]) for k in keys]
+
+
+def plot_curves(history: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+    """Loss and accuracy per epoch, training and test (paper Fig. 4)."""
+    epochs = [r["epoch"] for r in history]
+    fig, (loss, acc) = _figure(2)
+    loss.plot(epochs, [r["train_loss"] for r in history], "o-", ms=3, label="train")
+    loss.plot(epochs, [r["test_loss"] for r in history], "o-", ms=3, label="test")
+    loss.set(xlabel="epoch", ylabel="loss", title="loss (train: label-smoothed)")
+    acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", ms=3, label="train")
+    acc.plot(epochs, [100 * r["test_acc"] for r in history], "o-", ms=3, label="test")
+    acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (loss, acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_per_timestep(history: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+    """Test accuracy of each timestep's own output: per epoch, and at the last epoch."""
+    epochs = [r["epoch"] for r in history]
+    per_step = [_steps(r, "test_acc_t") for r in history]
+    T = len(per_step[-1])
+    fig, (lines, bars) = _figure(2)
+    for t in range(T):
+        lines.plot(epochs, [100 * a[t] for a in per_step], label=f"t={t + 1}", lw=1.2)
+    lines.plot(epochs, [100 * r["test_acc"] for r in history], "k--", lw=1.5, label="output")
+    lines.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy of I_L[t] alone")
+    lines.legend(fontsize="x-small", ncols=2)
+    bars.bar(range(1, T + 1), [100 * a for a in per_step[-1]], color="tab:blue")
+    bars.axhline(100 * history[-1]["test_acc"], color="k", ls="--", label="weighted output")
+    bars.set(xlabel="timestep t", ylabel="test accuracy (%)", title=f"epoch {epochs[-1]}",
+             xticks=range(1, T + 1))
+    bars.legend(fontsize="small")
+    for ax in (lines, bars):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_factors(history: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+    """The TWO factors of every timestep over the epochs, from ``1/T`` at epoch 0 (Fig. 3)."""
+    factors = [_steps(r, "factor_t") for r in history]
+    T = len(factors[-1])
+    epochs = [0] + [r["epoch"] for r in history]
+    fig, (ax,) = _figure(1, 6.0)
+    for t in range(T):
+        ax.plot(epochs, [1 / T] + [f[t] for f in factors], label=f"t={t + 1}")
+    ax.set(xlabel="epoch", ylabel="temporal importance factor f_t", title="TWO factors (Eq. 17)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small", ncols=2)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_firing_rate(rates: Mapping[str, float], path: str | os.PathLike, title: str = "") -> Path:
+    """Mean spike rate of every LIF layer, in network order (Fig. 6a)."""
+    names = list(rates)
+    fig, (ax,) = _figure(1, max(5.0, 0.45 * len(names) + 2))
+    ax.bar(range(len(names)), [100 * rates[n] for n in names], color="tab:orange")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize="x-small")
+    ax.set(ylabel="firing rate (% of neurons per timestep)", title="firing rate per LIF layer")
+    ax.grid(alpha=0.3, axis="y")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_epoch_time(history: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+    """Wall time of every epoch, training and evaluation stacked (Fig. 6b)."""
+    epochs = [r["epoch"] for r in history]
+    train = [r["train_time_s"] for r in history]
+    test = [r["eval_time_s"] for r in history]
+    fig, (ax,) = _figure(1, 6.0)
+    ax.bar(epochs, train, label="train")
+    ax.bar(epochs, test, bottom=train, label="eval")
+    ax.set(xlabel="epoch", ylabel="seconds", title="time per epoch")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_run(folder: str | os.PathLike, history: Sequence[Mapping], firing_rate: Mapping[str, float] | None,
+             title: str = "") -> list[Path]:
+    """All of a run's figures into ``folder``; returns their paths."""
+    folder = Path(folder)
+    paths = [
+        plot_curves(history, folder / "curves.png", title),
+        plot_per_timestep(history, folder / "acc_per_timestep.png", title),
+        plot_factors(history, folder / "two_factors.png", title),
+        plot_epoch_time(history, folder / "epoch_time.png", title),
+    ]
+    if firing_rate:
+        paths.append(plot_firing_rate(firing_rate, folder / "firing_rate.png", title))
+    return paths
+
+
+def plot_variants(rows: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+    """Bars of test accuracy (mean, sd over seeds) per variant; ``rows`` have ``variant``,
+    ``test_acc``, ``test_acc_sd`` and optionally ``paper`` (in %)."""
+    fig, (ax,) = _figure(1, 6.0)
+    xs = range(len(rows))
+    ax.bar(xs, [100 * r["test_acc"] for r in rows], yerr=[100 * r["test_acc_sd"] for r in rows],
+           capsize=4, label="this run")
+    papers = [(x, r["paper"]) for x, r in zip(xs, rows) if r.get("paper") is not None]
+    if papers:
+        ax.plot(*zip(*papers), "k*", ms=10, label="paper")
+    ax.set_xticks(list(xs), [r["variant"] for r in rows])
+    ax.set(ylabel="test accuracy (%)", title=title or "ablation")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_sweep(rows: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+    """Test accuracy (mean, sd over seeds) against the MSG drop probability ``p`` (Fig. 5)."""
+    fig, (ax,) = _figure(1, 6.0)
+    ax.errorbar([r["p"] for r in rows], [100 * r["test_acc"] for r in rows],
+                yerr=[100 * r["test_acc_sd"] for r in rows], fmt="o-", capsize=4)
+    ax.set(xlabel="mask probability p", ylabel="test accuracy (%)", title=title or "accuracy vs p")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
