@@ -15,7 +15,8 @@ test: $(VENV)
 	$(PY) -m pytest -q $(ARGS)
 
 bench: $(VENV)
-	$(PY) bench/lif.py $(ARGS)
+	$(PY) bench/lif.py
+	$(PY) bench/train_step.py
 
 docs: $(DOCS_STAMP)
 	$(PY) -m mkdocs build

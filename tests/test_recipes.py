@@ -98,7 +98,8 @@ def cifar_root(tmp_path_factory, jpegs) -> Path:
         n = len(paths)
         _pickle(root / "cifar-100-python" / split,
                 {"filenames": [p.name for p in paths], "batch_label": split, "data": _pixels(paths),
-                 "fine_labels": [fine[i % 10] for i in range(n)], "coarse_labels": [fine[i % 10] // 5 for i in range(n)]})
+                 "fine_labels": [fine[i % 10] for i in range(n)],
+                 "coarse_labels": [fine[i % 10] // 5 for i in range(n)]})
     _pickle(root / "cifar-100-python" / "meta",
             {"fine_label_names": [f"class_{i}" for i in range(100)],
              "coarse_label_names": [f"super_{i}" for i in range(20)]})
@@ -180,6 +181,8 @@ def test_recipe_cli_overrides_every_field():
                                       p=0.25, surrogate="atan", augment=False, resume=Path("/r"), img_size=40)
     smoke = effective_config(cfg, num_processes=2)
     assert (smoke.epochs, smoke.seeds, smoke.batch_size, smoke.train_limit, smoke.eval_limit) == (1, (4,), 4, 8, 4)
+    smoke = effective_config(dataclasses.replace(cfg, grad_accum=3), num_processes=2)
+    assert (smoke.batch_size, smoke.grad_accum, smoke.train_limit, smoke.eval_limit) == (12, 3, 24, 4)
 
 
 def test_batch_is_global_and_must_split_evenly(tmp_path):
@@ -204,7 +207,8 @@ def _check_run(run_dir: Path, cfg: RecipeConfig, num_classes: int) -> dict:
     head = [k for k in weights if k.endswith("fc.weight")][-1]
     assert weights[head].shape[0] == num_classes
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["runs"][0]["firing_rate"] and all(0 <= r <= 1 for r in results["runs"][0]["firing_rate"].values())
+    rates = results["runs"][0]["firing_rate"]
+    assert rates and all(0 <= r <= 1 for r in rates.values())
     return results
 
 
@@ -228,7 +232,8 @@ def test_smoke_run_of_every_row(name, tmp_path, request, capsys):
     results = _check_run(run_dir, cfg, {"cifar100": 100, "imagenet": 1000, "ncaltech101": 101}.get(dataset, 10))
     if name == "dvs_cifar10_vggsnn":
         plots = {p.name for p in (run_dir / "seed-0" / "plots").iterdir()}
-        assert plots == {"curves.png", "acc_per_timestep.png", "two_factors.png", "firing_rate.png", "epoch_time.png"}
+        assert plots == {"curves.png", "acc_per_timestep.png", "two_factors.png", "firing_rate.png",
+                         "epoch_time.png"}
         assert any((run_dir / "seed-0" / "tensorboard").iterdir())
         assert len(results["runs"][0]["firing_rate"]) == 8  # VGGSNN: eight conv-BN-LIF layers
 
@@ -251,7 +256,7 @@ def test_torchvision_checks_md5_without_download(cifar_root):
 # ----------------------------------------------------------------------------- checkpoints and resume
 def _nmnist(out: Path, **changes) -> RecipeConfig:
     base = RecipeConfig(name="nmnist", dataset="nmnist", model="vggsnn", T=3, epochs=2, seeds=(0,), batch_size=4,
-                        train_limit=12, eval_limit=8, augment=True, num_workers=0, keep_checkpoints=2,
+                        train_limit=8, eval_limit=4, augment=True, num_workers=0, keep_checkpoints=2,
                         tensorboard=False, plots=False, out_dir=out)
     return dataclasses.replace(base, **changes)
 
@@ -268,7 +273,8 @@ def test_resume_is_exact(tmp_path):
     straight = run(cfg)
     weights, state = _final(straight)
     factors = state["ranks"][0]["two"]["factors"]
-    assert state["epoch"] == 2 and not torch.allclose(factors, torch.full((3,), 1 / 3))  # TWO moved
+    after_epoch_1 = [state["history"][0][f"factor_t{t}"] for t in (1, 2, 3)]
+    assert state["epoch"] == 2 and len(set(after_epoch_1)) > 1  # the resumed epoch starts from moved factors
     assert state["ranks"][0]["weights_sha256"] == fingerprint(weights)
     assert state["ranks"][0]["msg"]["stats"]["dropped"] > 0
 
@@ -342,7 +348,8 @@ def test_ablation_table2_and_its_resume(tmp_path, dvs_root, capsys):
     assert "Table 2 for dvs_cifar10_vggsnn" in out and "83.90" in out and "82.70" in out
     rows = json.loads((folder / "ablation.json").read_text())["rows"]
     assert [r["variant"] for r in rows] == ["none", "MSG&TWO"]
-    assert [json.loads((Path(r["run_dir"]) / "config.json").read_text())["effective"]["msg"] for r in rows] == [False, True]
+    configs = [json.loads((Path(r["run_dir"]) / "config.json").read_text())["effective"] for r in rows]
+    assert [(c["msg"], c["two"]) for c in configs] == [(False, False), (True, True)]
     assert rows[0]["factors"] == [0.5, 0.5]  # no TWO: uniform factors
     assert (folder / "ablation.png").is_file() and (folder / "table.txt").read_text().startswith("variant")
     # resuming the ablation keeps finished variants
@@ -389,4 +396,4 @@ def test_two_cpu_processes_stay_identical(tmp_path):
         assert ranks[0]["factors"] == ranks[1]["factors"]
         assert torch.equal(ranks[0]["two"]["factors"], ranks[1]["two"]["factors"])
         assert ranks[0]["msg"]["generators"]["cpu"].ne(ranks[1]["msg"]["generators"]["cpu"]).any()  # own masks
-    assert "warning" not in proc.stdout + proc.stderr
+    assert "different weights" not in proc.stdout + proc.stderr  # the engine's own check found no drift

@@ -142,7 +142,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if path.is_dir():
         found = latest_checkpoint(path)
         if found is None:
-            raise FileNotFoundError(f"no checkpoint (state-e<epoch>.pt with its model-e<epoch>.safetensors) in {path}")
+            raise FileNotFoundError(
+                f"no checkpoint (state-e<epoch>.pt with its model-e<epoch>.safetensors) in {path}")
         path = found
     model_path = weights_path(path)
     if not path.is_file() or not model_path.is_file():

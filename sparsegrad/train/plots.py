@@ -15,6 +15,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "plot_curves",
@@ -33,6 +34,11 @@ def _figure(ncols: int = 1, width: float = 5.0) -> tuple[Figure, list]:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, list(axes)
+
+
+def _epochs_axis(*axes) -> None:
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
@@ -61,6 +67,7 @@ def plot_curves(history: Sequence[Mapping], path: str | os.PathLike, title: str 
     for ax in (loss, acc):
         ax.grid(alpha=0.3)
         ax.legend()
+    _epochs_axis(loss, acc)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -84,6 +91,7 @@ def plot_per_timestep(history: Sequence[Mapping], path: str | os.PathLike, title
     bars.legend(fontsize="small")
     for ax in (lines, bars):
         ax.grid(alpha=0.3)
+    _epochs_axis(lines)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -99,6 +107,7 @@ def plot_factors(history: Sequence[Mapping], path: str | os.PathLike, title: str
         ax.plot(epochs, [1 / T] + [f[t] for f in factors], label=f"t={t + 1}")
     ax.set(xlabel="epoch", ylabel="temporal importance factor f_t", title="TWO factors (Eq. 17)")
     ax.grid(alpha=0.3)
+    _epochs_axis(ax)
     ax.legend(fontsize="x-small", ncols=2)
     if title:
         fig.suptitle(title)
@@ -110,8 +119,9 @@ def plot_firing_rate(rates: Mapping[str, float], path: str | os.PathLike, title:
     names = list(rates)
     fig, (ax,) = _figure(1, max(5.0, 0.45 * len(names) + 2))
     ax.bar(range(len(names)), [100 * rates[n] for n in names], color="tab:orange")
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize="x-small")
-    ax.set(ylabel="firing rate (% of neurons per timestep)", title="firing rate per LIF layer")
+    ax.set_xticks(range(len(names)), [f"{i + 1}: {n}" for i, n in enumerate(names)], rotation=60, ha="right",
+                  fontsize="x-small")
+    ax.set(xlabel="LIF layer", ylabel="firing rate (% of neurons per timestep)", title="firing rate per LIF layer")
     ax.grid(alpha=0.3, axis="y")
     if title:
         fig.suptitle(title)
@@ -128,6 +138,7 @@ def plot_epoch_time(history: Sequence[Mapping], path: str | os.PathLike, title: 
     ax.bar(epochs, test, bottom=train, label="eval")
     ax.set(xlabel="epoch", ylabel="seconds", title="time per epoch")
     ax.grid(alpha=0.3, axis="y")
+    _epochs_axis(ax)
     ax.legend()
     if title:
         fig.suptitle(title)

@@ -129,9 +129,12 @@ class RecipeConfig:
     out_dir: Path = Path("runs")
     """Parent folder of the run folder."""
     resume: Path | None = None
-    """Continue a run folder (each seed from its newest checkpoint, finished seeds kept) or restart one seed from a checkpoint file <run>/seed-<s>/checkpoints/state-e<N>.pt (its later checkpoints are deleted)."""
+    """Continue a run folder (each seed from its newest checkpoint, finished seeds kept), or
+    restart one seed from a checkpoint file <run>/seed-<s>/checkpoints/state-e<N>.pt (its
+    later checkpoints are deleted)."""
     smoke: bool = False
-    """Check the set-up in seconds on whatever data is given: 1 epoch, 2 training and 1 evaluation batch of 2 samples per process, first seed, no frame cache."""
+    """Check the set-up in seconds on whatever data is given: 1 epoch, 2 optimizer steps and 1
+    evaluation batch, 2 samples per process and step, first seed only, no frame cache."""
 
     # ------------------------------------------------------------------ optimisation
     epochs: int = 300
@@ -187,7 +190,8 @@ class RecipeConfig:
 
     # ------------------------------------------------------------------ data
     img_size: int | None = None
-    """Event frame side (default 48 for cifar10dvs / ncaltech101, the sensor's otherwise) or ImageNet crop (default 224; smaller only for cheap smoke runs)."""
+    """Event frame side (default 48 for cifar10dvs / ncaltech101, the sensor's otherwise) or
+    ImageNet crop (default 224; smaller only for cheap smoke runs)."""
     autoaugment: bool = True
     """Static data: AutoAugment and Cutout on (Table 1 'w/ AutoAugment') or both off."""
     augment: bool | None = None
@@ -221,11 +225,11 @@ def effective_config(cfg: RecipeConfig, num_processes: int = 1) -> RecipeConfig:
     """``cfg`` as it will run: ``smoke`` shrinks it to a few steps (see the field's help)."""
     if not cfg.smoke:
         return cfg
-    batch = _SMOKE_BATCH * num_processes
+    batch = _SMOKE_BATCH * num_processes * cfg.grad_accum
     return dataclasses.replace(
-        cfg, epochs=1, seeds=cfg.seeds[:1], batch_size=batch, grad_accum=1,
+        cfg, epochs=1, seeds=cfg.seeds[:1], batch_size=batch,
         train_limit=min(2 * batch, cfg.train_limit or 2 * batch),
-        eval_limit=min(batch, cfg.eval_limit or batch),
+        eval_limit=min(_SMOKE_BATCH * num_processes, cfg.eval_limit or batch),
         num_workers=0, frame_cache=False,
     )
 
@@ -581,7 +585,9 @@ def _train_seed(accelerator: Accelerator, cfg: RecipeConfig, seed: int, seed_dir
     if resume_from is not None:
         start, history = _restore(accelerator, resume_from, net, head, optimizer, scheduler, msg)
         accelerator.print(f"{tag}: resumed from {resume_from} (epoch {start})")
-    writer = _tensorboard(seed_dir / "tensorboard", start + 1 if start else None) if main and cfg.tensorboard else None
+    writer = None
+    if main and cfg.tensorboard:
+        writer = _tensorboard(seed_dir / "tensorboard", purge_step=start + 1 if start else None)
     bar = tqdm(total=cfg.epochs, initial=start, desc=tag, dynamic_ncols=True, disable=not main)
     for epoch in range(start + 1, cfg.epochs + 1):
         shuffle.manual_seed(_epoch_seed(seed, epoch))  # batch order: a function of (seed, epoch)
@@ -599,7 +605,8 @@ def _train_seed(accelerator: Accelerator, cfg: RecipeConfig, seed: int, seed_dir
                **_steps(test["acc_per_step"], "test_acc_t"), **_steps(head.factors.tolist(), "factor_t"),
                "train_time_s": train["time_s"], "eval_time_s": test["time_s"],
                "epoch_time_s": train["time_s"] + test["time_s"], "msg_p": msg.p if msg is not None else 0.0,
-               "msg_seen": int(seen), "msg_dropped": int(dropped), "msg_drop_frac": dropped / seen if seen else 0.0}
+               "msg_seen": int(seen), "msg_dropped": int(dropped),
+               "msg_drop_frac": dropped / seen if seen else 0.0}
         history.append(row)
         if main:
             write_csv(seed_dir / "metrics.csv", history)
@@ -745,7 +752,7 @@ def run(cfg: RecipeConfig, accelerator: Accelerator | None = None, *, run_dir: P
         f"batch {eff.batch_size} ({_per_process_batch(eff, accelerator.num_processes)} x "
         f"{accelerator.num_processes} process(es) x {eff.grad_accum}), lr {learning_rate(eff):.4g}, "
         f"{eff.epochs} epoch(s), seeds {list(eff.seeds)}; {accelerator.device}; run folder {run_dir}"
-        + ("\nsmoke run: 1 epoch, 2 training and 1 evaluation batch" if eff.smoke else ""))
+        + ("\nsmoke run: 1 epoch, 2 optimizer steps, 1 evaluation batch" if eff.smoke else ""))
 
     results = []
     for seed in eff.seeds:
