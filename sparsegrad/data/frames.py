@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -190,7 +191,7 @@ class _Framer:
         return self.owner.load_frames(index), self.owner.targets[index]
 
 
-class EventFrameDataset(Dataset):
+class EventFrameDataset(Dataset, metaclass=ABCMeta):
     """Base class: recordings on disk as ``(frames float32 [T, 2, H, W], label)`` samples.
 
     A subclass sets ``dataset_name``, ``sensor_size`` and ``classes``, finds its recordings and
@@ -292,13 +293,13 @@ class EventFrameDataset(Dataset):
             "num_samples": len(self.files),
         }
 
+    @abstractmethod
     def read_events(self, path: Path) -> np.ndarray:
         """Reads one recording as a structured array with fields x, y, t (µs), p.
 
         Raises:
             ValueError: the file is truncated or corrupt; the message names it.
         """
-        raise NotImplementedError
 
     def load_frames(self, index: int) -> np.ndarray:
         """Frames of recording ``index``, uncached and untransformed: float32 ``[T, 2, H, W]``."""
