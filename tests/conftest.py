@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+DATA = Path(__file__).resolve().parents[1] / "data"
+
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The workplace's real sample data (``../shared/data`` beside the checkout, see its
-    PROVENANCE.md), or ``$SPARSEGRAD_SHARED_DATA``. Missing data is an error, not a skip."""
-    root = Path(os.environ.get("SPARSEGRAD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    if not (root / "PROVENANCE.md").is_file():
-        raise FileNotFoundError(
-            f"real sample data not found at {root}; place shared/data beside the checkout or set "
-            "SPARSEGRAD_SHARED_DATA"
-        )
-    return root
+def sample_data() -> Path:
+    """The repository's embedded real sample data (``data/``, see ``data/PROVENANCE.md``)."""
+    return DATA

@@ -1,7 +1,8 @@
-"""Static image pipelines on real CIFAR-10 JPEGs (shared/data/cifar10/test/<class>/*.jpg)."""
+"""Static image pipelines on the embedded real CIFAR-10 JPEGs (data/cifar10_small/test/<class>/*.jpg)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,19 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 
 @pytest.fixture(scope="module")
-def cifar_jpegs(shared_data) -> Path:
-    folder = shared_data / "cifar10" / "test"
+def cifar_jpegs(sample_data) -> Path:
+    folder = sample_data / "cifar10_small" / "test"
     assert sorted(p.name for p in folder.iterdir()) == CLASSES
     return folder
+
+
+def test_embedded_jpegs_match_sha256sums(sample_data):
+    root = sample_data / "cifar10_small"
+    lines = (root / "SHA256SUMS").read_text().splitlines()
+    assert len(lines) == 2000  # 200 images for each of the 10 classes
+    for line in lines:
+        digest, name = line.split(maxsplit=1)
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest, name
 
 
 @pytest.fixture

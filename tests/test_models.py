@@ -229,8 +229,8 @@ def cifar10_images(root: Path, per_class: int = 2):
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2), torch.tensor(labels)
 
 
-def test_real_cifar10_images_through_cifarnet(shared_data):
-    images, labels = cifar10_images(shared_data / "cifar10" / "test")
+def test_real_cifar10_images_through_cifarnet(sample_data):
+    images, labels = cifar10_images(sample_data / "cifar10_small" / "test")
     assert images.shape == (20, 3, 32, 32) and labels.bincount().tolist() == [2] * 10
     model = timm.create_model("spiking_cifarnet", T=T).eval()
     cfg = model.pretrained_cfg

@@ -2,7 +2,7 @@
 format, exact resume, checkpoints, the ablation and p-sweep runners, and two CPU processes.
 
 Data: the embedded N-MNIST recordings; CIFAR-10/100 python pickles packed here from the real
-CIFAR-10 JPEGs of ``shared/data`` (torchvision's own reader loads them; only its MD5 check of
+CIFAR-10 JPEGs of ``data/cifar10_small`` (torchvision's own reader loads them; only its MD5 check of
 the official release is replaced by an existence check); an ImageNet-style ImageFolder of
 those JPEGs; CIFAR10-DVS (AEDAT 2.0) and N-Caltech101 (ATIS .bin) recordings written with the
 writers of ``test_data_neuromorphic.py``. Smoke runs use T = 2 (and 32-px ImageNet crops) to
@@ -60,8 +60,8 @@ def fast(cfg: RecipeConfig, out: Path, **changes) -> RecipeConfig:
 
 # ----------------------------------------------------------------------------- data in native formats
 @pytest.fixture(scope="module")
-def jpegs(shared_data) -> dict[str, list[Path]]:
-    folder = shared_data / "cifar10" / "test"
+def jpegs(sample_data) -> dict[str, list[Path]]:
+    folder = sample_data / "cifar10_small" / "test"
     return {c: sorted((folder / c).glob("*.jpg"))[:6] for c in CIFAR_CLASSES}
 
 
