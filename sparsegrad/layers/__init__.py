@@ -1,0 +1,29 @@
+"""Spiking layers on time-first ``[T, B, ...]`` tensors, shared by the model zoo.
+
+Per-frame modules (conv, BN, pooling, Linear) run on the merged ``[T*B, ...]`` tensor
+through one helper, [apply_merged][sparsegrad.layers.apply_merged]; neurons run over the
+whole sequence. The neuron of every block is injectable (``neuron_layer=`` of
+[SpikingConfig][sparsegrad.layers.SpikingConfig]). See docs/design.md §3.
+"""
+
+from .blocks import Classifier, ConvBN, ConvBNNeuron, SpikingEncoder
+from .checkpoint import checkpoint_seq, is_recomputing
+from .config import LIF_CONSTANTS, SpikingConfig
+from .norm import BN_MODES, TimeBatchNorm2d
+from .sequence import SeqToANN, TimeAvgPool2d, apply_merged
+
+__all__ = [
+    "apply_merged",
+    "SeqToANN",
+    "TimeAvgPool2d",
+    "TimeBatchNorm2d",
+    "BN_MODES",
+    "checkpoint_seq",
+    "is_recomputing",
+    "SpikingConfig",
+    "LIF_CONSTANTS",
+    "ConvBN",
+    "ConvBNNeuron",
+    "SpikingEncoder",
+    "Classifier",
+]
