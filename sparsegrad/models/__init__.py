@@ -9,7 +9,21 @@ maps ``[B, C, H, W]`` images or ``[B, T, C, H, W]`` event frames to per-timestep
 ``forward_head(pre_logits=True)``, ``reset_classifier``, ``set_grad_checkpointing`` and a
 ``pretrained_cfg`` with ``input_size``, ``first_conv``, ``classifier`` and, where the
 classifier depends on the input size, ``fixed_input_size=True`` (pass ``img_size=``).
+The neuron is injectable: ``neuron_layer=`` takes a class or a ``functools.partial``
+(default [LIF][sparsegrad.neuron.LIF]), see [SpikingConfig][sparsegrad.layers.SpikingConfig].
 See docs/design.md §4.
+
+Example:
+    ```python
+    import timm
+    import sparsegrad  # registers the models
+
+    model = timm.create_model("spiking_resnet19", num_classes=10, T=4, surrogate="atan")
+    logits = model(torch.rand(8, 3, 32, 32))            # [T=4, B=8, 10]
+    backbone = timm.create_model("spiking_resnet19", features_only=True, T=4)
+    maps = backbone(torch.rand(8, 3, 32, 32))           # 4 maps [T, B, C, H, W]
+    backbone.feature_info.channels()                    # [128, 128, 256, 512]
+    ```
 """
 
 import timm

@@ -6,6 +6,7 @@ are time-first spikes ``[T, B, C, H, W]``: each stage's output as the next stage
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Iterator
 
 import torch
@@ -43,10 +44,10 @@ class SpikingNet(nn.Module):
             yield x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Input to the last feature map ``[T, B, C, H, W]`` (what the head reads)."""
-        for x in self._feature_maps(x):  # noqa: B007 (the last one is wanted)
-            pass
-        return x
+        """The last feature map ``[T, B, C, H, W]`` (what the head reads) of static images
+        ``[B, C, H, W]`` or event frames ``[B, T, C, H, W]``."""
+        (last,) = deque(self._feature_maps(x), maxlen=1)
+        return last
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Per-timestep logits ``[T, B, num_classes]``, or with ``pre_logits=True`` the
@@ -82,12 +83,12 @@ class SpikingNet(nn.Module):
             raise ValueError(f"output_fmt must be 'NCHW' (frames of [T, B, C, H, W] maps), got {output_fmt!r}")
         take, max_index = feature_take_indices(len(self.feature_info), indices)
         maps = []
-        for i, x in enumerate(self._feature_maps(x)):  # noqa: B020
+        for i, fmap in enumerate(self._feature_maps(x)):
             if i in take:
-                maps.append(x)
+                maps.append(fmap)
             if stop_early and i == max_index:
                 break
-        return maps if intermediates_only else (x, maps)
+        return maps if intermediates_only else (fmap, maps)
 
     def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
