@@ -8,7 +8,7 @@ Run:
     python recipes/dvs_cifar10_resnet18.py --data-root /data/cifar10dvs --smoke    # check the set-up
 
 Table 2: none 72.90, w/ TWO 74.40, w/ MSG 78.30, w/ MSG & TWO 79.10 %. Data:
-``<data-root>/<class>/*.aedat`` (:class:`sparsegrad.data.CIFAR10DVS`). The run folder is
+``<data-root>/<class>/*.aedat`` ([CIFAR10DVS][sparsegrad.data.cifar10dvs.CIFAR10DVS]). The run folder is
 described in `sparsegrad.train.runner`.
 
 From the paper: ResNet18, T = 10, the arctan surrogate, 9:1 split, p = 0.5, beta = 0.7, 300

@@ -8,7 +8,7 @@ Run:
     python recipes/dvs_cifar10_vggsnn.py --data-root /data/cifar10dvs --smoke    # check the set-up
 
 Table 2: none 82.70, w/ TWO 83.20, w/ MSG 83.30, w/ MSG & TWO 83.90 %. Data:
-``<data-root>/<class>/*.aedat`` (:class:`sparsegrad.data.CIFAR10DVS`); frames are cached under
+``<data-root>/<class>/*.aedat`` ([CIFAR10DVS][sparsegrad.data.cifar10dvs.CIFAR10DVS]); frames are cached under
 ``<out-dir>/frame_cache``. The run folder is described in `sparsegrad.train.runner`.
 
 From the paper: VGGSNN (TET's 64C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-512C3-512C3-AP2-FC),

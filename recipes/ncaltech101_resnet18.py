@@ -7,7 +7,7 @@ Run:
     python recipes/ncaltech101_resnet18.py --data-root /data/ncaltech101 --smoke   # check the set-up
 
 Data: ``<data-root>/<class>/image_*.bin``, or tonic's ``NCALTECH101/Caltech101/`` layout
-(:class:`sparsegrad.data.NCaltech101`). The run folder is described in
+([NCaltech101][sparsegrad.data.ncaltech101.NCaltech101]). The run folder is described in
 `sparsegrad.train.runner`.
 
 From the paper: ResNet18, T = 10, 300 epochs, AdamW with initial learning rate 0.05, cosine

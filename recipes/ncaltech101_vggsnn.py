@@ -7,7 +7,7 @@ Run:
     python recipes/ncaltech101_vggsnn.py --data-root /data/ncaltech101 --smoke   # check the set-up
 
 Data: ``<data-root>/<class>/image_*.bin``, or tonic's ``NCALTECH101/Caltech101/`` layout
-(:class:`sparsegrad.data.NCaltech101`); 101 classes including ``BACKGROUND_Google``. The run
+([NCaltech101][sparsegrad.data.ncaltech101.NCaltech101]); 101 classes including ``BACKGROUND_Google``. The run
 folder is described in `sparsegrad.train.runner`.
 
 From the paper: VGGSNN, T = 10, 300 epochs, AdamW with initial learning rate 0.05, cosine decay,

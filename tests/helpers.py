@@ -148,8 +148,11 @@ def convnet_s(monkeypatch):
 def load_script(path: Path):
     """Imports a script of ``recipes/`` or ``bench/`` by file (they are not a package)."""
     import importlib.util
+    import sys
 
-    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    name = f"_script_{Path(path).stem}"
+    if name not in sys.modules:  # dataclasses look their module up in sys.modules
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]

@@ -1,6 +1,6 @@
 """Any folder of images, one sub-folder per class: bring your own data.
 
-Two layouts are read (``<class>`` folders hold images in any format PIL opens)::
+Two layouts are read (``<class>`` folders hold images in any format PIL opens):
 
     <root>/train/<class>/*  and  <root>/val/<class>/*    # (or test/ instead of val/)
     <root>/<class>/*                                      # one split: cut per class by the engine

@@ -4,7 +4,7 @@ Samples are images ``[3, H, W]``; a loader batches them to ``[B, 3, H, W]`` and 
 each image over its ``T`` timesteps (direct encoding, docs/design.md §3). Augmentation follows the paper
 (docs/design.md §5) with torchvision's own transforms plus [Cutout][sparsegrad.data.transforms.Cutout].
 
-Expected layouts::
+Expected layouts:
 
     cifar10:  <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
     cifar100: <root>/cifar-100-python/{train, test, meta}
@@ -140,7 +140,7 @@ def build_static(
         train: training split (augmented) or test/validation split.
         download: let torchvision download CIFAR into ``root`` if missing. ImageNet cannot be
             downloaded (its licence requires a manual download from image-net.org).
-        transform: replaces :func:`static_transform` if given.
+        transform: replaces [static_transform][sparsegrad.data.static.static_transform] if given.
         cutout: Cutout hole side for the default training transform.
 
     Returns:

@@ -1,6 +1,6 @@
 """The runner behind every recipe: validate, build the data, make the run folder, fit each seed.
 
-[run][sparsegrad.train.runner.run] trains one model per seed and returns the run folder::
+[run][sparsegrad.train.runner.run] trains one model per seed and returns the run folder:
 
     <out-dir>/<name>-<YYYYmmdd-HHMMSS>/
         config.json                  requested and effective configuration, environment, resumes

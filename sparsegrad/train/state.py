@@ -1,7 +1,7 @@
 """What a checkpoint of a training run holds, how it is saved and restored, and where a resume starts.
 
 A checkpoint (files: [save_checkpoint][sparsegrad.train.checkpoint.save_checkpoint]) holds the
-unwrapped network's weights and a state dict::
+unwrapped network's weights and a state dict:
 
     epoch, seed, optimizer, scheduler, history (one row per epoch), num_processes, config,
     versions, ranks: one entry per process with its global RNG states, MSG generator state and
