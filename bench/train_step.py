@@ -7,8 +7,8 @@ AdamW step; memory autograd keeps for backward, i.e. the activation memory):
    without ``MaskedGradient(p=0.5)``, and the same network built from spikingjelly 2.x
    layers (``SeqToANNContainer`` conv-BN, multi-step ``LIFNode`` with the same triangle
    surrogate, average pools).
-2. The N-MNIST demo network (``recipes/nmnist_demo.py``) on ``[32, 10, 2, 34, 34]``, with and
-   without MSG: the overhead MSG adds to a real training step.
+2. The N-MNIST demo network (``spiking_convnet_s``, as ``recipes/nmnist_demo.py`` trains it) on
+   ``[32, 10, 2, 34, 34]``, with and without MSG: the overhead MSG adds to a real training step.
 
     python bench/train_step.py [--reps 9] [--threads N]
 """
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import timm
 import torch
@@ -27,8 +25,6 @@ from torch import nn
 
 import sparsegrad  # noqa: F401  (registers the models)
 from sparsegrad import MaskedGradient
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 
 VGG_LAYOUT = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
 
@@ -138,11 +134,9 @@ def main():
         args.reps,
     )
 
-    from nmnist_demo import SpikingCNN
-
     x, y = torch.rand(32, 10, 2, 34, 34).round(), torch.randint(0, 10, (32,))
-    plain = SpikingCNN(T=10)
-    masked = SpikingCNN(T=10)
+    plain = timm.create_model("spiking_convnet_s", T=10, in_chans=2, img_size=34, num_classes=10)
+    masked = timm.create_model("spiking_convnet_s", T=10, in_chans=2, img_size=34, num_classes=10)
     masked.load_state_dict(plain.state_dict())
     MaskedGradient(p=0.5, seed=0).attach(masked)
     table(

@@ -1,6 +1,6 @@
 """CIFAR-100, spiking ResNet18, T = 4, AtanGrad: paper Table 2 (w/ MSG & TWO 69.21 %).
 
-Run::
+Run:
 
     python recipes/cifar100_resnet18.py --data-root /data/cifar
     accelerate launch recipes/cifar100_resnet18.py --data-root /data/cifar
@@ -8,7 +8,7 @@ Run::
     python recipes/cifar100_resnet18.py --data-root /data/cifar --smoke    # check the set-up
 
 Table 2: none 68.79, w/ TWO 68.98, w/ MSG 69.08, w/ MSG & TWO 69.21 %. Data:
-``<data-root>/cifar-100-python/``. The run folder is described in :mod:`sparsegrad.train.recipe`.
+``<data-root>/cifar-100-python/``. The run folder is described in `sparsegrad.train.runner`.
 
 From the paper: ResNet18, T = 4, the arctan surrogate, p = 0.5, 300 epochs, AdamW with initial
 learning rate 0.05, cosine decay.
@@ -18,31 +18,11 @@ usual ResNet18 for 32x32 images), batch 128 and the scaling rule (lr 6.25e-3), A
 Cutout (the paper's CIFAR setting; Table 2 does not say), weight decay 0.01, label smoothing 0.1.
 """
 
-from __future__ import annotations
+from sparsegrad.train.cli import main
+from sparsegrad.train.paper import RECIPES
 
-from pathlib import Path
-
-import tyro
-
-from sparsegrad.train import RecipeConfig, run
-
-CONFIG = RecipeConfig(
-    name="cifar100_resnet18",
-    dataset="cifar100",
-    model="spiking_resnet18",
-    stem="cifar",
-    T=4,
-    batch_size=128,
-    surrogate="atan",
-    paper_result="69.21 (Table 2, w/ MSG & TWO)",
-)
-"""This row's defaults; every field is a command-line flag (``--help``)."""
-
-
-def main(cfg: RecipeConfig = CONFIG) -> Path:
-    """Trains the row once per seed; returns the run folder."""
-    return run(cfg)
-
+CONFIG = RECIPES["cifar100_resnet18"]
+"""This row's defaults (with the paper's numbers); every field is a command-line flag (``--help``)."""
 
 if __name__ == "__main__":
-    main(tyro.cli(RecipeConfig, default=CONFIG, description=__doc__))
+    main(CONFIG, __doc__)

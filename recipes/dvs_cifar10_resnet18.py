@@ -1,6 +1,6 @@
 """CIFAR10-DVS, spiking ResNet18, T = 10, AtanGrad: paper Table 1, 79.35 ± 0.34 %, and Table 2.
 
-Run::
+Run:
 
     accelerate launch recipes/dvs_cifar10_resnet18.py --data-root /data/cifar10dvs
     python recipes/dvs_cifar10_resnet18.py --data-root /data/cifar10dvs
@@ -8,43 +8,23 @@ Run::
     python recipes/dvs_cifar10_resnet18.py --data-root /data/cifar10dvs --smoke    # check the set-up
 
 Table 2: none 72.90, w/ TWO 74.40, w/ MSG 78.30, w/ MSG & TWO 79.10 %. Data:
-``<data-root>/<class>/*.aedat`` (:class:`sparsegrad.data.CIFAR10DVS`). The run folder is
-described in :mod:`sparsegrad.train.recipe`.
+``<data-root>/<class>/*.aedat`` ([CIFAR10DVS][sparsegrad.data.cifar10dvs.CIFAR10DVS]). The run folder is
+described in `sparsegrad.train.runner`.
 
 From the paper: ResNet18, T = 10, the arctan surrogate, 9:1 split, p = 0.5, beta = 0.7, 300
 epochs, AdamW with initial learning rate 0.05, cosine decay, three seeds.
 
 Not in the paper (our choice): the CIFAR stem on 48x48 frames (an ImageNet stem would shrink them
 to 12x12 before the first stage), batch 64 and the scaling rule (lr 3.125e-3), weight decay 0.01,
-label smoothing 0.1, and DESIGN §5's crop / flip / rotation (``--augment False``: the text's "no
+label smoothing 0.1, and docs/design.md §5's crop / flip / rotation (``--augment False``: the text's "no
 augmentation").
 """
 
-from __future__ import annotations
+from sparsegrad.train.cli import main
+from sparsegrad.train.paper import RECIPES
 
-from pathlib import Path
-
-import tyro
-
-from sparsegrad.train import RecipeConfig, run
-
-CONFIG = RecipeConfig(
-    name="dvs_cifar10_resnet18",
-    dataset="cifar10dvs",
-    model="spiking_resnet18",
-    stem="cifar",
-    T=10,
-    batch_size=64,
-    surrogate="atan",
-    paper_result="79.35 ± 0.34",
-)
-"""This row's defaults; every field is a command-line flag (``--help``)."""
-
-
-def main(cfg: RecipeConfig = CONFIG) -> Path:
-    """Trains the row once per seed; returns the run folder."""
-    return run(cfg)
-
+CONFIG = RECIPES["dvs_cifar10_resnet18"]
+"""This row's defaults (with the paper's numbers); every field is a command-line flag (``--help``)."""
 
 if __name__ == "__main__":
-    main(tyro.cli(RecipeConfig, default=CONFIG, description=__doc__))
+    main(CONFIG, __doc__)

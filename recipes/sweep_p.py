@@ -1,6 +1,6 @@
 """Fig. 5: test accuracy against the MSG drop probability p, for any recipe.
 
-Run (the recipe's name, then any of its flags)::
+Run (the recipe's name, then any of its flags):
 
     python recipes/sweep_p.py dvs_cifar10_resnet18 --data-root /data/cifar10dvs --surrogate atan
     python recipes/sweep_p.py dvs_cifar10_vggsnn --data-root /data/cifar10dvs --surrogate atan
@@ -22,23 +22,16 @@ surrogate gradient and cannot learn).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import tyro
 
-from sparsegrad.train import RecipeConfig, run_variants, write_csv, write_json
+from sparsegrad.train import run_variants, write_csv, write_json
+from sparsegrad.train.cli import VARIANTS_CLI, RecipeChoice
 from sparsegrad.train.plots import plot_sweep
-from sparsegrad.train.recipe import make_accelerator
-
-ablation = importlib.import_module("ablation")  # the recipe registry, beside this script
-
-if TYPE_CHECKING:
-    RecipeChoice = RecipeConfig
-else:
-    RecipeChoice = ablation.RecipeChoice
+from sparsegrad.train.report import format_table
+from sparsegrad.train.runner import make_accelerator
 
 
 @dataclass
@@ -51,30 +44,17 @@ class Sweep:
     """Drop probabilities to train with."""
 
 
-def format_table(rows: list[dict]) -> str:
-    """p | test acc (mean ± sd) | best | accuracy of each timestep."""
-    head = ("p", "test acc %", "best acc %", "acc % of timestep t = 1..T")
-    lines = [head] + [(
-        f"{r['p']:g}", f"{100 * r['test_acc']:.2f} ± {100 * r['test_acc_sd']:.2f}",
-        f"{100 * r['best_test_acc']:.2f} ± {100 * r['best_test_acc_sd']:.2f}",
-        " ".join(f"{100 * a:.0f}" for a in r["acc_per_step"])) for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    text = [" | ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
-    text.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(text)
-
-
 def main(sweep: Sweep) -> Path:
     """Trains the recipe at every p, prints and writes the table and the plot; returns the folder."""
     cfg = sweep.recipe
-    if not sweep.ps or any(not 0 <= p <= 1 for p in sweep.ps):
-        raise ValueError(f"--ps must be values in [0, 1], got {sweep.ps}")
+    if not sweep.ps or any(not 0 <= p <= 1 for p in sweep.ps) or len(set(sweep.ps)) != len(sweep.ps):
+        raise ValueError(f"--ps must be distinct values in [0, 1], got {sweep.ps}")
     accelerator = make_accelerator(cfg)
     variants = {f"p{p:g}": {"p": float(p), "msg": True} for p in sweep.ps}
     folder, rows = run_variants(cfg, variants, kind="sweep_p", accelerator=accelerator)
     for row in rows:
         row["p"] = row["overrides"]["p"]
-    table = format_table(rows)
+    table = format_table(rows, "p")
     accelerator.print(f"\nFig. 5 for {cfg.name} (surrogate {cfg.surrogate}, TWO {'on' if cfg.two else 'off'})\n"
                       f"{table}\n\nsweep folder: {folder}")
     if accelerator.is_main_process:
@@ -90,4 +70,4 @@ def main(sweep: Sweep) -> Path:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Sweep, config=ablation.CLI_CONFIG, description=__doc__))
+    main(tyro.cli(Sweep, config=VARIANTS_CLI, description=__doc__))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -39,63 +38,12 @@ from sparsegrad.data.cifar10dvs import read_cifar10dvs
 from sparsegrad.data.frames import EVENT_DTYPE, frame_cache_path
 from sparsegrad.data.splits import natural_key
 
+from helpers import make_events, write_aedat2, write_aedat31, write_atis_bin, write_gesture_npy
+
 NMNIST_ROOT = default_root()
 
 
 # ----------------------------------------------------------------------------- native formats
-
-
-def make_events(xs, ys, ts, ps) -> np.ndarray:
-    events = np.empty(len(xs), dtype=EVENT_DTYPE)
-    events["x"], events["y"], events["t"], events["p"] = xs, ys, ts, ps
-    return events
-
-
-def write_aedat2(path: Path, xs, ys, ts, ps) -> Path:
-    """jAER AEDAT 2.0: '#' header lines (CRLF), then big-endian uint32 (address, timestamp µs)
-    pairs; DVS128 address as tonic decodes it: x in bits 8-14, y in bits 1-7, polarity bit 0."""
-    data = np.empty(2 * len(xs), dtype=">u4")
-    data[0::2] = [(x << 8) | (y << 1) | p for x, y, p in zip(xs, ys, ps, strict=True)]
-    data[1::2] = ts
-    header = (
-        b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n"
-        b"# Timestamps tick is 1 us\r\n"
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header + data.tobytes())
-    return path
-
-
-def write_aedat31(path: Path, xs, ys, ts, ps) -> Path:
-    """AEDAT 3.1: text header up to '#!END-HEADER', then one polarity packet: a 28-byte header
-    (type 1, source, event size 8, ts offset 4, ts overflow, capacity, number, valid) and 8-byte
-    little-endian events: data (valid bit 0, polarity bit 1, y bits 2-16, x bits 17-31), time µs."""
-    n = len(xs)
-    data = np.empty(2 * n, dtype="<u4")
-    data[0::2] = [(x << 17) | (y << 2) | (p << 1) | 1 for x, y, p in zip(xs, ys, ps, strict=True)]
-    data[1::2] = ts
-    header = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
-    packet = struct.pack("<hhiiiiii", 1, 1, 8, 4, 0, n, n, n)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header + packet + data.tobytes())
-    return path
-
-
-def write_atis_bin(path: Path, xs, ys, ts, ps) -> Path:
-    """N-MNIST / N-Caltech101 .bin: x, y, then polarity in bit 7 and a 23-bit timestamp (µs)."""
-    out = bytearray()
-    for x, y, t, p in zip(xs, ys, ts, ps, strict=True):
-        out += bytes([x, y, (p << 7) | ((t >> 16) & 0x7F), (t >> 8) & 0xFF, t & 0xFF])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(bytes(out))
-    return path
-
-
-def write_gesture_npy(path: Path, xs, ys, ps, t_ms, dtype=np.int64) -> Path:
-    """tonic's DVS128 Gesture sample: an [N, 4] array of x, y, p, t (milliseconds)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, np.stack([xs, ys, ps, t_ms], axis=1).astype(dtype))
-    return path
 
 
 # A recording with x != y, both polarities and distinct times so a swapped axis or bin shows.
@@ -670,6 +618,7 @@ def test_build_dataset_registry(cifar_root, caltech_root, gesture_root):
         "ncaltech101",
         "dvsgesture",
         "nmnist",
+        "imagefolder",
     }
     cases = [
         ("cifar10dvs", cifar_root, CIFAR10DVS, (3, 2, 48, 48)),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 import json
 import os
 import pickle
@@ -33,23 +32,14 @@ from safetensors.torch import load_file
 from sparsegrad.data.cifar10dvs import CLASSES as DVS_CLASSES
 from sparsegrad.train import RecipeConfig, latest_checkpoint, load_checkpoint, run, save_checkpoint
 from sparsegrad.train.checkpoint import fingerprint, list_checkpoints, rng_state, set_rng_state
-from sparsegrad.train.recipe import effective_config, learning_rate
-from test_data_neuromorphic import write_aedat2, write_atis_bin
+from sparsegrad.train.cli import VARIANTS_CLI
+from sparsegrad.train.config import effective_config
+from sparsegrad.train.paper import RECIPES
+
+from helpers import load_script, random_events, write_aedat2, write_atis_bin
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = ("cifar10_cifarnet", "cifar100_cifarnet", "cifar100_resnet18", "dvs_cifar10_vggsnn",
-           "dvs_cifar10_resnet18", "ncaltech101_vggsnn", "ncaltech101_resnet18", "imagenet_sew34")
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def load(name: str):
-    """Imports recipes/<name>.py under its own name (ablation.py imports its siblings so)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "recipes" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def fast(cfg: RecipeConfig, out: Path, **changes) -> RecipeConfig:
@@ -126,19 +116,13 @@ def imagenet_root(tmp_path_factory, jpegs) -> Path:
     return root
 
 
-def _events(rng, n, width, height):
-    xs, ys = rng.integers(0, width, n).tolist(), rng.integers(0, height, n).tolist()
-    ts, ps = np.sort(rng.integers(0, 300_000, n)).tolist(), rng.integers(0, 2, n).tolist()
-    return xs, ys, ts, ps
-
-
 @pytest.fixture(scope="module")
 def dvs_root(tmp_path_factory) -> Path:
     """CIFAR10-DVS: 10 classes x 10 AEDAT 2.0 recordings of 300 random events (128 x 128)."""
     root, rng = tmp_path_factory.mktemp("cifar10dvs"), np.random.default_rng(0)
     for name in DVS_CLASSES:
         for i in range(10):
-            write_aedat2(root / name / f"cifar10_{name}_{i}.aedat", *_events(rng, 300, 128, 128))
+            write_aedat2(root / name / f"cifar10_{name}_{i}.aedat", *random_events(rng, 300, 128, 128))
     return root
 
 
@@ -149,48 +133,22 @@ def caltech_root(tmp_path_factory) -> Path:
     for name in ("BACKGROUND_Google", "accordion", "airplanes"):
         for i in range(1, 11):
             path = root / "NCALTECH101" / "Caltech101" / name / f"image_{i:04d}.bin"
-            write_atis_bin(path, *_events(rng, 300, 240, 180))
+            write_atis_bin(path, *random_events(rng, 300, 240, 180))
     return root
 
 
-# ----------------------------------------------------------------------------- the rows' defaults
-def test_every_row_has_the_papers_defaults():
-    rows = {name: load(name).CONFIG for name in RECIPES}
-    for name, cfg in rows.items():
-        assert cfg.name == name and cfg.base_lr == 0.05 and cfg.weight_decay == 0.01
-        assert cfg.label_smoothing == 0.1 and cfg.p == 0.5 and cfg.beta == 0.7 and cfg.msg and cfg.two
-        neuromorphic = cfg.dataset in ("cifar10dvs", "ncaltech101")
-        assert cfg.T == (10 if neuromorphic else 4)
-        assert cfg.epochs == (100 if name == "imagenet_sew34" else 300)
-        assert cfg.seeds == ((0,) if name == "imagenet_sew34" else (0, 1, 2))
-        assert cfg.balanced_sampler == (cfg.dataset == "ncaltech101")
-        assert cfg.paper_result
-    # Table 2's surrogates: AtanGrad for ResNet18, PLGrad for VGGSNN
-    assert {rows[n].surrogate for n in rows if "resnet18" in n} == {"atan"}
-    assert {rows[n].surrogate for n in rows if "vggsnn" in n} == {"pl"}
-    assert rows["imagenet_sew34"].model == "sew_resnet34" and rows["cifar100_resnet18"].stem == "cifar"
-    assert learning_rate(rows["dvs_cifar10_vggsnn"]) == 0.05 * 64 / 1024  # DESIGN §5's example
-
-
+# ----------------------------------------------------------------------------- the rows' command lines
 def test_recipe_cli_overrides_every_field():
-    mod = load("dvs_cifar10_vggsnn")
-    cfg = tyro.cli(RecipeConfig, default=mod.CONFIG, args=[
+    row = RECIPES["dvs_cifar10_vggsnn"]
+    cfg = tyro.cli(RecipeConfig, default=row, args=[
         "--data-root", "/d", "--smoke", "--T", "3", "--seeds", "4", "5", "--no-msg", "--p", "0.25",
         "--surrogate", "atan", "--augment", "False", "--resume", "/r", "--img-size", "40"])
-    assert cfg == dataclasses.replace(mod.CONFIG, data_root=Path("/d"), smoke=True, T=3, seeds=(4, 5), msg=False,
+    assert cfg == dataclasses.replace(row, data_root=Path("/d"), smoke=True, T=3, seeds=(4, 5), msg=False,
                                       p=0.25, surrogate="atan", augment=False, resume=Path("/r"), img_size=40)
     smoke = effective_config(cfg, num_processes=2)
     assert (smoke.epochs, smoke.seeds, smoke.batch_size, smoke.train_limit, smoke.eval_limit) == (1, (4,), 4, 8, 4)
     smoke = effective_config(dataclasses.replace(cfg, grad_accum=3), num_processes=2)
     assert (smoke.batch_size, smoke.grad_accum, smoke.train_limit, smoke.eval_limit) == (12, 3, 24, 4)
-
-
-def test_batch_is_global_and_must_split_evenly(tmp_path):
-    cfg = dataclasses.replace(load("cifar10_cifarnet").CONFIG, batch_size=6, grad_accum=4, data_root=tmp_path)
-    with pytest.raises(ValueError, match="multiple of processes x grad_accum"):
-        run(cfg)
-    with pytest.raises(ValueError, match="--data-root is required"):
-        run(load("cifar10_cifarnet").CONFIG)
 
 
 # ----------------------------------------------------------------------------- smoke runs, every row
@@ -216,8 +174,8 @@ def _check_run(run_dir: Path, cfg: RecipeConfig, num_classes: int) -> dict:
 def test_smoke_run_of_every_row(name, tmp_path, request, capsys):
     roots = {"cifar10": "cifar_root", "cifar100": "cifar_root", "cifar10dvs": "dvs_root",
              "ncaltech101": "caltech_root", "imagenet": "imagenet_root"}
-    mod = load(name)
-    dataset = mod.CONFIG.dataset
+    row = RECIPES[name]
+    dataset = row.dataset
     if dataset.startswith("cifar1"):
         request.getfixturevalue("no_md5")
     changes = {"data_root": request.getfixturevalue(roots[dataset])}
@@ -225,8 +183,8 @@ def test_smoke_run_of_every_row(name, tmp_path, request, capsys):
         changes["img_size"] = 32  # 224-px SEW-ResNet34 steps are too slow for a CPU test
     if name == "dvs_cifar10_vggsnn":
         changes.update(tensorboard=True, plots=True)
-    cfg = fast(mod.CONFIG, tmp_path, **changes)
-    run_dir = mod.main(cfg)
+    cfg = fast(row, tmp_path, **changes)
+    run_dir = load_script(REPO / "recipes" / f"{name}.py").main(cfg, args=[])  # the script, its defaults = cfg
     out = capsys.readouterr().out
     assert run_dir.name.startswith(f"{name}-smoke-") and "smoke run" in out and "paper:" in out
     results = _check_run(run_dir, cfg, {"cifar100": 100, "imagenet": 1000, "ncaltech101": 101}.get(dataset, 10))
@@ -246,11 +204,6 @@ def test_cifar_pickles_are_real_cifar_format(cifar_root, jpegs, no_md5):
     assert np.array_equal(train.data[3], np.asarray(Image.open(jpegs["cat"][0]).convert("RGB")))
     test = build_static("cifar100", cifar_root, train=False)
     assert len(test) == 10 and test.targets[9] == 99 and len(test.classes) == 100
-
-
-def test_torchvision_checks_md5_without_download(cifar_root):
-    with pytest.raises(RuntimeError, match="corrupted"):
-        torchvision.datasets.CIFAR10(str(cifar_root), train=True, download=False)
 
 
 # ----------------------------------------------------------------------------- checkpoints and resume
@@ -336,12 +289,10 @@ def test_rng_state_round_trip_through_a_weights_only_load(tmp_path):
 
 # ----------------------------------------------------------------------------- ablation and sweep
 def test_ablation_table2_and_its_resume(tmp_path, dvs_root, capsys):
-    for name in RECIPES:
-        load(name)
-    ablation = load("ablation")
+    ablation = load_script(REPO / "recipes" / "ablation.py")
     args = ["dvs_cifar10_vggsnn", "--data-root", str(dvs_root), "--smoke", "--T", "2", "--out-dir", str(tmp_path),
             "--no-tensorboard", "--no-plots", "--variants", "none", "MSG&TWO"]
-    parsed = tyro.cli(ablation.Ablation, config=ablation.CLI_CONFIG, args=args)
+    parsed = tyro.cli(ablation.Ablation, config=VARIANTS_CLI, args=args)
     assert parsed.variants == ("none", "MSG&TWO") and parsed.recipe.model == "vggsnn" and parsed.recipe.T == 2
     folder = ablation.main(parsed)
     out = capsys.readouterr().out
@@ -353,16 +304,13 @@ def test_ablation_table2_and_its_resume(tmp_path, dvs_root, capsys):
     assert rows[0]["factors"] == [0.5, 0.5]  # no TWO: uniform factors
     assert (folder / "ablation.png").is_file() and (folder / "table.txt").read_text().startswith("variant")
     # resuming the ablation keeps finished variants
-    parsed = tyro.cli(ablation.Ablation, config=ablation.CLI_CONFIG, args=args + ["--resume", str(folder)])
+    parsed = tyro.cli(ablation.Ablation, config=VARIANTS_CLI, args=args + ["--resume", str(folder)])
     assert ablation.main(parsed) == folder
     assert capsys.readouterr().out.count("finished earlier, kept") == 2
 
 
 def test_sweep_p_runs_and_plots(tmp_path, capsys):
-    for name in RECIPES:
-        load(name)
-    load("ablation")
-    sweep = load("sweep_p")
+    sweep = load_script(REPO / "recipes" / "sweep_p.py")
     recipe = _nmnist(tmp_path, smoke=True, T=2, name="dvs_cifar10_vggsnn")
     folder = sweep.main(sweep.Sweep(recipe=recipe, ps=(0.0, 0.5)))
     rows = json.loads((folder / "sweep.json").read_text())["rows"]

@@ -37,7 +37,7 @@ def locate_root(
     state = "does not exist" if not root.exists() else "does not hold the dataset"
     raise FileNotFoundError(
         f"{dataset} root {root} {state} (looked in: {', '.join(tried)}). Expected layout:\n"
-        f"{layout}\nNothing is downloaded unless you pass download=True."
+        f"{layout}\nNothing is downloaded unless you pass download=True (--download)."
     )
 
 

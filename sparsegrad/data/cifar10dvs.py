@@ -17,14 +17,14 @@ AEDAT 2.0 coordinates and polarity are tonic's: ``x = (address >> 8) & 127``,
 ``y = (address >> 1) & 127``, ``p = address & 1``. (spikingjelly's frames are these rotated by
 180 degrees with the two polarity channels swapped; it makes no difference to training.)
 
-Layout of a root folder (``root`` itself, or ``root/CIFAR10DVS`` as tonic's download leaves it)::
+Layout of a root folder (``root`` itself, or ``root/CIFAR10DVS`` as tonic's download leaves it):
 
     airplane/*.aedat     # or *.aedat4, any file names, e.g. cifar10_airplane_0.aedat
     automobile/*.aedat
     ...                  # one folder per class: airplane automobile bird cat deer dog frog
     truck/*.aedat        # horse ship truck
 
-There is no official split: :func:`~sparsegrad.data.splits.split_per_class` takes the first 90 %
+There is no official split: [split_per_class][sparsegrad.data.splits.split_per_class] takes the first 90 %
 of each class in sorted file order (digits compared as numbers) for training, the rest for test.
 """
 
@@ -181,7 +181,7 @@ class CIFAR10DVS(EventFrameDataset):
         T: number of frames per recording (10 in the paper).
         size: frame side after bilinear resizing (48 in the paper); ``None`` keeps 128x128.
         transform: callable on each float32 ``[T, 2, H, W]`` sample, e.g.
-            :func:`~sparsegrad.data.transforms.event_augmentation` for training
+            [event_augmentation][sparsegrad.data.transforms.event_augmentation] for training
             (``build_dataset`` adds it for the training split).
         cache_dir: parent folder of the frame cache (``tonic.DiskCachedDataset``); ``None``
             frames every recording on every access.
@@ -201,7 +201,7 @@ class CIFAR10DVS(EventFrameDataset):
 
     Reference:
         Li et al. 2017, "CIFAR10-DVS: An Event-Stream Dataset for Object Classification",
-        Front. Neurosci. 11:309. Split, size and augmentation: DESIGN §5.
+        Front. Neurosci. 11:309. Split, size and augmentation: docs/design.md §5.
     """
 
     dataset_name = "cifar10dvs"

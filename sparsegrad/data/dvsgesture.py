@@ -9,7 +9,7 @@ it) and converts ``t`` to µs; tonic's own class is not used because it download
 archive ``ibmGestureTrain.tar.gz`` is absent from the folder.
 
 Layout of a root folder (``root`` or ``root/DVSGesture`` as
-``tonic.datasets.DVSGesture(save_to=root)`` leaves it)::
+``tonic.datasets.DVSGesture(save_to=root)`` leaves it):
 
     ibmGestureTrain/user01_fluorescent/0.npy     # <label>.npy, labels 0..10
     ibmGestureTrain/user01_fluorescent/1.npy

@@ -1,6 +1,6 @@
 """Event streams to fixed-length frame sequences, and the on-disk frame cache.
 
-Every neuromorphic dataset of the package goes the same way (DESIGN §5)::
+Every neuromorphic dataset of the package goes the same way (docs/design.md §5):
 
     recording --tonic reader--> events (x, y, t µs, p)
               --events_to_frames--> T equal-time frames of event counts  [T, 2, H, W]
@@ -8,7 +8,7 @@ Every neuromorphic dataset of the package goes the same way (DESIGN §5)::
               --tonic.DiskCachedDataset (optional)--> cached on disk, keyed by every parameter
               --transform (optional, e.g. train augmentation, never cached)--> sample
 
-:class:`EventFrameDataset` implements that pipeline once; a dataset module only lists its
+[EventFrameDataset][sparsegrad.data.frames.EventFrameDataset] implements that pipeline once; a dataset module only lists its
 recordings and labels and reads one recording.
 """
 
@@ -41,7 +41,7 @@ EVENT_DTYPE = np.dtype([("x", int), ("y", int), ("t", int), ("p", int)])
 """Structured dtype the readers of this package return: x, y (pixels), t (µs), p (0/1)."""
 
 FRAMING = "equal-time-bins/v1"
-"""Names the framing rule of :func:`events_to_frames`; part of every cache key, so a change of the
+"""Names the framing rule of [events_to_frames][sparsegrad.data.frames.events_to_frames]; part of every cache key, so a change of the
 rule (bump the version) never reuses frames cached under the old one."""
 
 _NMNIST_SENSOR = (34, 34, 2)
@@ -152,7 +152,7 @@ def resize_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Te
         ``[T, C, H, W] -> [T, C, height, width]``.
 
     Reference:
-        TET / spikingjelly practice for CIFAR10-DVS: 128x128 frames resized to 48x48 (DESIGN §5).
+        TET / spikingjelly practice for CIFAR10-DVS: 128x128 frames resized to 48x48 (docs/design.md §5).
     """
     if frames.dim() != 4:
         raise ValueError(f"expected frames [T, C, H, W], got shape {tuple(frames.shape)}")
@@ -195,9 +195,9 @@ class EventFrameDataset(Dataset, metaclass=ABCMeta):
     """Base class: recordings on disk as ``(frames float32 [T, 2, H, W], label)`` samples.
 
     A subclass sets ``dataset_name``, ``sensor_size`` and ``classes``, finds its recordings and
-    labels, calls ``super().__init__`` with them and implements :meth:`read_events`. Frames are
+    labels, calls ``super().__init__`` with them and implements [read_events][sparsegrad.data.frames.read_events]. Frames are
     made on first access; with ``cache_dir`` they are stored through ``tonic.DiskCachedDataset``
-    in :func:`frame_cache_path` (one HDF5 file per sample), so later epochs and runs read them
+    in [frame_cache_path][sparsegrad.data.frames.frame_cache_path] (one HDF5 file per sample), so later epochs and runs read them
     back instead of re-reading the recordings. The ``transform`` runs after the cache, on every
     access, so random augmentation stays random.
 

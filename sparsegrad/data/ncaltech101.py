@@ -3,14 +3,14 @@
 N-Caltech101 (Orchard et al. 2015) holds 8,709 ATIS recordings of Caltech101 images in 101
 classes (100 object classes and ``BACKGROUND_Google``), in the same 5-byte ``.bin`` format as
 N-MNIST, read with ``tonic.io.read_mnist_file`` (through
-:func:`sparsegrad.data.nmnist.read_events`). Recordings differ in size; all fit a 240x180
+[read_events][sparsegrad.data.nmnist.read_events]). Recordings differ in size; all fit a 240x180
 sensor (x < 240, y < 180), which is the frame size used here before resizing. Unlike
 ``tonic.datasets.NCALTECH101``, coordinates are not shifted to start at 0 per recording (the
 object keeps its place in the frame, as in spikingjelly), and labels are class indices, not
 folder names.
 
 Layout of a root folder (``root``, ``root/Caltech101``, or ``root/NCALTECH101/Caltech101`` as
-``tonic.datasets.NCALTECH101(save_to=root)`` leaves it)::
+``tonic.datasets.NCALTECH101(save_to=root)`` leaves it):
 
     accordion/image_0001.bin
     accordion/image_0002.bin
@@ -20,9 +20,9 @@ Layout of a root folder (``root``, ``root/Caltech101``, or ``root/NCALTECH101/Ca
                                       # sorted (``dataset.classes``), labels their indices
 
 There is no official split: the first 90 % of each class in sorted file order train, the rest
-test (:func:`~sparsegrad.data.splits.split_per_class`). The classes are very unbalanced (31 to
-800 recordings), so training uses :func:`~sparsegrad.data.splits.class_balanced_sampler`
-(:meth:`NCaltech101.balanced_sampler`).
+test ([split_per_class][sparsegrad.data.splits.split_per_class]). The classes are very unbalanced (31 to
+800 recordings), so training uses [class_balanced_sampler][sparsegrad.data.splits.class_balanced_sampler]
+([balanced_sampler][sparsegrad.data.ncaltech101.NCaltech101.balanced_sampler]).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class NCaltech101(EventFrameDataset):
         T: number of frames per recording.
         size: frame side after bilinear resizing (48 as CIFAR10-DVS); ``None`` keeps 180x240.
         transform: callable on each float32 ``[T, 2, H, W]`` sample (``build_dataset`` adds
-            :func:`~sparsegrad.data.transforms.event_augmentation` for the training split).
+            [event_augmentation][sparsegrad.data.transforms.event_augmentation] for the training split).
         cache_dir: parent folder of the frame cache; ``None`` disables it.
         train_fraction: share of each class used for training.
         download: fetch the dataset with ``tonic.datasets.NCALTECH101(save_to=root)`` if missing.
@@ -76,7 +76,7 @@ class NCaltech101(EventFrameDataset):
 
     Reference:
         Orchard et al. 2015, "Converting static image datasets to spiking neuromorphic datasets
-        using saccades", Front. Neurosci. 9:437. Split, size, sampler: DESIGN §5.
+        using saccades", Front. Neurosci. 9:437. Split, size, sampler: docs/design.md §5.
     """
 
     dataset_name = "ncaltech101"
@@ -150,6 +150,6 @@ class NCaltech101(EventFrameDataset):
         """A class-balanced ``WeightedRandomSampler`` over this dataset (weights 1/class count).
 
         Reference:
-            DESIGN §5; :func:`~sparsegrad.data.splits.class_balanced_sampler`.
+            docs/design.md §5; [class_balanced_sampler][sparsegrad.data.splits.class_balanced_sampler].
         """
         return class_balanced_sampler(self.targets, num_samples=num_samples, generator=generator)

@@ -4,7 +4,7 @@ The project ships 1,000 training and 100 test recordings of N-MNIST in the nativ
 format under ``data/nmnist_small`` (see ``data/PROVENANCE.md``). They are read through tonic,
 the same path the full neuromorphic datasets use; nothing is downloaded.
 
-Two layouts of a root folder are read. The embedded subset::
+Two layouts of a root folder are read. The embedded subset:
 
     train1K.txt        # "#sample #class" header, then "<id><TAB><class>" per line
     test100.txt
@@ -12,7 +12,7 @@ Two layouts of a root folder are read. The embedded subset::
     test/<id>.bin      # N-MNIST test sample <id> - 60000 (60001..60100)
 
 and the full dataset as released (``root`` or ``root/NMNIST`` as
-``tonic.datasets.NMNIST(save_to=root)`` leaves it)::
+``tonic.datasets.NMNIST(save_to=root)`` leaves it):
 
     Train/<digit>/<id>.bin   # 60,000 recordings, digit 0..9 is the label
     Test/<digit>/<id>.bin    # 10,000 recordings
@@ -166,13 +166,13 @@ class NMNIST(EventFrameDataset):
     """N-MNIST recordings as event frames, read from a local folder.
 
     Each recording is converted, on its first access, to ``T`` equal-time frames that sum the ON
-    and OFF events per pixel (:func:`~sparsegrad.data.frames.events_to_frames`). Without
+    and OFF events per pixel ([events_to_frames][sparsegrad.data.frames.events_to_frames]). Without
     ``cache_dir`` the frames are kept in memory for later epochs (the embedded subset is small);
     with it they are cached on disk. Nothing is downloaded unless ``download=True``.
 
     Args:
         root: a folder in either layout of the module docstring; ``None`` means
-            :func:`default_root`, the embedded 1,000 + 100 subset.
+            [default_root][sparsegrad.data.nmnist.default_root], the embedded 1,000 + 100 subset.
         train: the training recordings (``train1K.txt`` / ``Train``) or the test ones.
         T: number of time bins (frames) per recording.
         size: resize the frames bilinearly to this side; ``None`` keeps 34x34.
@@ -197,10 +197,11 @@ class NMNIST(EventFrameDataset):
         using saccades", Front. Neurosci. 9:437. Framing follows tonic's ``ToFrame``.
 
     Example:
-        >>> ds = NMNIST(default_root(), train=True, T=10)
-        >>> frames, label = ds[0]
-        >>> frames.shape, label
-        (torch.Size([10, 2, 34, 34]), 5)
+        ```python
+        ds = NMNIST(default_root(), train=True, T=10)
+        frames, label = ds[0]
+        frames.shape, label  # (torch.Size([10, 2, 34, 34]), 5)
+        ```
     """
 
     dataset_name = "nmnist"

@@ -1,14 +1,15 @@
 """Train/test splits for datasets without an official one, and a class-balanced sampler.
 
-CIFAR10-DVS and N-Caltech101 ship no train/test split. Following the paper (DESIGN §5) and the
+CIFAR10-DVS and N-Caltech101 ship no train/test split. Following the paper (docs/design.md §5) and the
 code it builds on, the split is 9:1 **by index within each class**: a class's recordings are put
-in sorted file order (:func:`natural_key`, so ``cifar10_cat_2`` comes before ``cifar10_cat_10``)
+in sorted file order ([natural_key][sparsegrad.data.splits.natural_key], so ``cifar10_cat_2`` comes before ``cifar10_cat_10``)
 and the first 90 % of them train, the rest test. The split is a pure function of the file names:
 no random draw, so every run, machine and process sees the same one.
 """
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from fractions import Fraction
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-__all__ = ["class_balanced_sampler", "natural_key", "split_per_class"]
+__all__ = ["class_balanced_sampler", "kfold_split", "natural_key", "split_per_class"]
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -58,7 +59,7 @@ def split_per_class(
         ValueError: ``train_fraction`` is outside (0, 1).
 
     Reference:
-        DESIGN §5; spikingjelly ``datasets.split_to_train_test_set`` (same per-class rule, floor).
+        docs/design.md §5; spikingjelly ``datasets.split_to_train_test_set`` (same per-class rule, floor).
     """
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
@@ -72,6 +73,58 @@ def split_per_class(
         n_train = len(indices) * fraction.numerator // fraction.denominator
         train += indices[:n_train]
         test += indices[n_train:]
+    return sorted(train), sorted(test)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def kfold_split(targets: Sequence[int], folds: int, fold: int) -> tuple[list[int], list[int]]:
+    """Fold ``fold`` of a per-class k-fold split: deterministic, no random draw.
+
+    The samples of each class, in index order, are cut into ``folds`` contiguous chunks, chunk
+    ``j`` holding positions ``[j * n_c // folds, (j + 1) * n_c // folds)`` of the class's
+    ``n_c`` samples. Chunk ``fold`` of every class is the test set, the other chunks train.
+    ``kfold_split(t, 10, 9)`` is [split_per_class][sparsegrad.data.splits.split_per_class]
+    ``(t, 0.9)``: the last tenth of each class tests.
+
+    Args:
+        targets: the class of each sample, in the dataset's order.
+        folds: number of chunks per class, ``>= 2`` (``--folds``).
+        fold: the chunk that tests, in ``[0, folds)`` (``--fold``).
+
+    Returns:
+        ``(train_indices, test_indices)``: disjoint, together all indices, increasing. Over
+        ``fold = 0 .. folds - 1`` every sample tests exactly once.
+
+    Raises:
+        ValueError: ``folds < 2``, ``fold`` outside ``[0, folds)``, or a class with fewer than
+            ``folds`` samples (the message names the class and its count).
+
+    Example:
+        ```python
+        kfold_split([0, 0, 0, 1, 1, 1], folds=3, fold=1)  # ([0, 2, 3, 5], [1, 4])
+        ```
+    """
+    if not _is_int(folds) or folds < 2:
+        raise ValueError(f"--folds must be an integer >= 2, got {folds!r}")
+    if not _is_int(fold) or not 0 <= fold < folds:
+        raise ValueError(f"--fold must be an integer in [0, {folds}) for --folds {folds}, got {fold!r}")
+    per_class: dict[int, list[int]] = {}
+    for index, target in enumerate(targets):
+        per_class.setdefault(int(target), []).append(index)
+    small = {c: len(i) for c, i in sorted(per_class.items()) if len(i) < folds}
+    if small:
+        raise ValueError(f"--folds {folds} needs at least {folds} samples per class; "
+                         f"class(es) {small} (class: samples) have fewer")
+    train: list[int] = []
+    test: list[int] = []
+    for indices in per_class.values():
+        n = len(indices)
+        lo, hi = fold * n // folds, (fold + 1) * n // folds
+        train += indices[:lo] + indices[hi:]
+        test += indices[lo:hi]
     return sorted(train), sorted(test)
 
 
@@ -98,7 +151,7 @@ def class_balanced_sampler(
         ValueError: ``targets`` is empty.
 
     Reference:
-        DESIGN §5 (N-Caltech101 uses a class-balanced sampler).
+        docs/design.md §5 (N-Caltech101 uses a class-balanced sampler).
     """
     if len(targets) == 0:
         raise ValueError("class_balanced_sampler needs at least one target")

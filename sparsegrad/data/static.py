@@ -1,10 +1,10 @@
 """Static image datasets (CIFAR-10, CIFAR-100, ImageNet) through torchvision.
 
 Samples are images ``[3, H, W]``; a loader batches them to ``[B, 3, H, W]`` and the model repeats
-each image over its ``T`` timesteps (direct encoding, DESIGN §3). Augmentation follows the paper
-(DESIGN §5) with torchvision's own transforms plus :class:`~sparsegrad.data.transforms.Cutout`.
+each image over its ``T`` timesteps (direct encoding, docs/design.md §3). Augmentation follows the paper
+(docs/design.md §5) with torchvision's own transforms plus [Cutout][sparsegrad.data.transforms.Cutout].
 
-Expected layouts::
+Expected layouts:
 
     cifar10:  <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
     cifar100: <root>/cifar-100-python/{train, test, meta}
@@ -65,7 +65,14 @@ def _check_name(name: str) -> str:
     return key
 
 
-def static_transform(name: str, train: bool, *, cutout: int | None = 16) -> T.Compose:
+def static_transform(
+    name: str,
+    train: bool,
+    *,
+    cutout: int | None = 16,
+    autoaugment: bool = True,
+    size: int | None = None,
+) -> T.Compose:
     """The paper's preprocessing for a static dataset.
 
     - CIFAR-10/100, train: ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``,
@@ -81,6 +88,9 @@ def static_transform(name: str, train: bool, *, cutout: int | None = 16) -> T.Co
         name: ``"cifar10"``, ``"cifar100"`` or ``"imagenet"``.
         train: training (augmented) or evaluation transform.
         cutout: hole side in pixels; ``None`` or 0 leaves Cutout out.
+        autoaugment: keep CIFAR's AutoAugment step (``False``: Table 1's 'w/o' rows).
+        size: ImageNet crop side (default 224; the evaluation resize keeps the 256:224 ratio).
+            CIFAR images are 32 x 32 and take no other size.
 
     Returns:
         A ``torchvision.transforms.Compose`` from a PIL image to a normalised float tensor.
@@ -89,27 +99,24 @@ def static_transform(name: str, train: bool, *, cutout: int | None = 16) -> T.Co
         PIL image -> ``[3, 32, 32]`` (CIFAR) or ``[3, 224, 224]`` (ImageNet).
 
     Reference:
-        DESIGN §5; Cubuk et al. 2019 (AutoAugment); DeVries & Taylor 2017 (Cutout).
+        docs/design.md §5; Cubuk et al. 2019 (AutoAugment); DeVries & Taylor 2017 (Cutout).
     """
     key = _check_name(name)
     if key == "imagenet":
         mean, std = IMAGENET_MEAN, IMAGENET_STD
+        crop = size or 224
         geometry = (
-            [T.RandomResizedCrop(224), T.RandomHorizontalFlip()]
+            [T.RandomResizedCrop(crop), T.RandomHorizontalFlip()]
             if train
-            else [T.Resize(256), T.CenterCrop(224)]
+            else [T.Resize(round(crop * 256 / 224)), T.CenterCrop(crop)]
         )
     else:
+        if size not in (None, 32):
+            raise ValueError(f"CIFAR images are 32x32; size (--img-size) {size} is not supported")
         mean, std = _CIFAR[key][2:]
-        geometry = (
-            [
-                T.RandomCrop(32, padding=4),
-                T.RandomHorizontalFlip(),
-                T.AutoAugment(T.AutoAugmentPolicy.CIFAR10),
-            ]
-            if train
-            else []
-        )
+        geometry = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train else []
+        if train and autoaugment:
+            geometry.append(T.AutoAugment(T.AutoAugmentPolicy.CIFAR10))
     steps = [*geometry, T.ToTensor(), T.Normalize(mean, std)]
     if train and cutout:
         steps.append(Cutout(size=cutout, holes=1))
@@ -133,7 +140,7 @@ def build_static(
         train: training split (augmented) or test/validation split.
         download: let torchvision download CIFAR into ``root`` if missing. ImageNet cannot be
             downloaded (its licence requires a manual download from image-net.org).
-        transform: replaces :func:`static_transform` if given.
+        transform: replaces [static_transform][sparsegrad.data.static.static_transform] if given.
         cutout: Cutout hole side for the default training transform.
 
     Returns:
@@ -144,13 +151,13 @@ def build_static(
         batches to ``[B, 3, H, W]``.
 
     Raises:
-        ValueError: unknown ``name``, or ``download=True`` for ImageNet.
+        ValueError: unknown ``name``, or ``download=True`` (``--download``) for ImageNet.
         FileNotFoundError: the dataset is not under ``root`` and ``download`` is False; the
             message gives the expected layout.
         RuntimeError: torchvision found the CIFAR files but they fail its MD5 check.
 
     Reference:
-        Krizhevsky 2009 (CIFAR); Deng et al. 2009 (ImageNet); DESIGN §5.
+        Krizhevsky 2009 (CIFAR); Deng et al. 2009 (ImageNet); docs/design.md §5.
     """
     key = _check_name(name)
     root = Path(root).expanduser()
@@ -158,7 +165,7 @@ def build_static(
     if key == "imagenet":
         if download:
             raise ValueError(
-                "ImageNet cannot be downloaded automatically; get ILSVRC2012 from "
+                "ImageNet cannot be downloaded automatically (drop --download); get ILSVRC2012 from "
                 f"https://image-net.org and arrange it as {_LAYOUT['imagenet']}"
             )
         folder = root / ("train" if train else "val")
@@ -173,6 +180,6 @@ def build_static(
     if not download and not (root / subdir).is_dir():
         raise FileNotFoundError(
             f"{key.upper()} not found: {root / subdir} does not exist; expected {_LAYOUT[key]}. "
-            "Pass download=True to let torchvision download it."
+            "Pass download=True (--download) to let torchvision download it."
         )
     return cls(str(root), train=train, transform=transform, download=download)

@@ -29,7 +29,7 @@ class Cutout(nn.Module):
     seeds differently, cut different holes.
 
     Args:
-        size: side of the square in pixels (16 for CIFAR, DESIGN §5).
+        size: side of the square in pixels (16 for CIFAR, docs/design.md §5).
         holes: number of squares per image.
         value: value written into the holes.
         generator: optional ``torch.Generator`` for reproducible holes.
@@ -101,7 +101,7 @@ def event_augmentation(
         ``[T, 2, H, W] -> [T, 2, H, W]`` with ``(H, W)`` the ``size``.
 
     Reference:
-        DESIGN §5 (RandomCrop(48, padding=4), RandomHorizontalFlip, RandomRotation(15)).
+        docs/design.md §5 (RandomCrop(48, padding=4), RandomHorizontalFlip, RandomRotation(15)).
     """
     return v2.Compose(
         [

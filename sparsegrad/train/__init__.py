@@ -1,27 +1,32 @@
-"""Training engine on HuggingFace Accelerate: one epoch of training, evaluation, run folders.
+"""Training engine on HuggingFace Accelerate: configuration, data, one seed's fit, the runner.
 
 The same code runs on one CPU process, several GPUs or several nodes (``accelerate launch``).
+``python -m sparsegrad.train --dataset ... --model ...`` runs any combination (every field of
+[RecipeConfig][sparsegrad.train.config.RecipeConfig] is a flag).
 
-- :func:`train_one_epoch` (``loop.py``): one pass over the training loader, with MSG's step
-  counter and TWO's end-of-epoch factor update.
-- :func:`evaluate` (``evaluate.py``): accuracy of the weighted output and of every timestep,
-  gathered across processes.
-- :func:`create_run_dir`, :func:`write_json`, :func:`write_csv` (``run_dir.py``): a
-  timestamped run folder and atomic writes of its records, from the main process.
-- :class:`RecipeConfig`, :func:`run`, :func:`run_variants` (``recipe.py``): the runner
-  behind ``recipes/``: one experiment of the paper per config, a run folder with metrics,
-  checkpoints and plots, exact resume; ablations and sweeps as sets of variants.
-- :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`latest_checkpoint`
-  (``checkpoint.py``): safetensors weights and a state file, written atomically.
-- ``plots.py``: the paper's figures (curves, per-timestep accuracy, TWO factors, firing
-  rate, time per epoch) with matplotlib's Agg canvas.
+- [config][sparsegrad.train.config]: [RecipeConfig][sparsegrad.train.config.RecipeConfig] and
+  every check on it, done before anything is written.
+- [build][sparsegrad.train.build]: datasets (from [sparsegrad.data][sparsegrad.data]'s registry,
+  or any Dataset pair), the timm model, loaders.
+- [fit][sparsegrad.train.fit]: one seed: setup, epochs, checkpoints, records.
+- [loop][sparsegrad.train.loop] and [evaluate][sparsegrad.train.evaluate]:
+  [train_one_epoch][sparsegrad.train.loop.train_one_epoch] and
+  [evaluate][sparsegrad.train.evaluate.evaluate], usable on their own.
+- [state][sparsegrad.train.state] and [checkpoint][sparsegrad.train.checkpoint]: what a
+  checkpoint holds; safetensors weights and a state file, written atomically.
+- [runner][sparsegrad.train.runner]: [run][sparsegrad.train.runner.run] (the run folder,
+  every seed, exact resume) and [run_variants][sparsegrad.train.runner.run_variants].
+- [report][sparsegrad.train.report]: one summary and one table; [log][sparsegrad.train.log],
+  [plots][sparsegrad.train.plots] (the paper's figures), [probes][sparsegrad.train.probes].
+- [paper][sparsegrad.train.paper]: the paper's recipes with its Table 1 and Table 2 numbers.
 """
 
+from sparsegrad.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from sparsegrad.train.config import RecipeConfig
 from sparsegrad.train.evaluate import evaluate
 from sparsegrad.train.loop import temporal_head, train_one_epoch
-from sparsegrad.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from sparsegrad.train.recipe import RecipeConfig, run, run_variants
 from sparsegrad.train.run_dir import create_run_dir, write_csv, write_json
+from sparsegrad.train.runner import run, run_variants
 
 __all__ = [
     "train_one_epoch",

@@ -1,6 +1,6 @@
 """Checkpoints: safetensors weights beside a state file, both written atomically.
 
-A checkpoint of epoch ``e`` is two files in one folder::
+A checkpoint of epoch ``e`` is two files in one folder:
 
     model-e0012.safetensors   # the network's state_dict (unwrapped), metadata {"epoch": "12"}
     state-e0012.pt            # everything else: optimizer, scheduler, RNGs, MSG, TWO, history
@@ -179,7 +179,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Restores what :func:`rng_state` returned."""
+    """Restores what [rng_state][sparsegrad.train.checkpoint.rng_state] returned."""
     version, words, gauss = state["python"]
     random.setstate((version, tuple(words), gauss))
     np_state = state["numpy"]

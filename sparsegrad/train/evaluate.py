@@ -34,7 +34,7 @@ def evaluate(
 
     Args:
         accelerator: the run's Accelerator (``model`` and ``loader`` prepared by it).
-        model: a :class:`~sparsegrad.TemporalWeightedHead` (or a prepared wrapper of one).
+        model: a [TemporalWeightedHead][sparsegrad.temporal.TemporalWeightedHead] (or a prepared wrapper of one).
         loader: yields ``(x, y)`` with class indices ``y`` of shape ``[B]``.
         desc: label of the progress bar (main process only).
 
@@ -48,7 +48,7 @@ def evaluate(
         TypeError: ``model`` is not a ``TemporalWeightedHead``.
         ValueError: ``loader`` is empty.
 
-    Reference: paper Fig. 3 (per-timestep accuracy) and Eq. 15; DESIGN §2.4 and §6.
+    Reference: paper Fig. 3 (per-timestep accuracy) and Eq. 15; docs/design.md §2.4 and §6.
     """
     head = temporal_head(accelerator, model)
     model.eval()

@@ -1,4 +1,4 @@
-"""One training epoch of a spiking network behind a :class:`~sparsegrad.TemporalWeightedHead`."""
+"""One training epoch of a spiking network behind a [TemporalWeightedHead][sparsegrad.temporal.TemporalWeightedHead]."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = ["train_one_epoch", "temporal_head"]
 
 
 def temporal_head(accelerator: Accelerator, model: nn.Module) -> TemporalWeightedHead:
-    """The :class:`~sparsegrad.TemporalWeightedHead` behind ``model``.
+    """The [TemporalWeightedHead][sparsegrad.temporal.TemporalWeightedHead] behind ``model``.
 
     ``model`` is the head itself or the head as returned by ``accelerator.prepare``
     (wrapped in ``DistributedDataParallel`` or a compiled module).
@@ -63,7 +63,7 @@ def train_one_epoch(
     Args:
         accelerator: the run's Accelerator; ``model``, ``optimizer`` and ``loader`` come
             from its ``prepare``.
-        model: a :class:`~sparsegrad.TemporalWeightedHead` (or a prepared wrapper of one)
+        model: a [TemporalWeightedHead][sparsegrad.temporal.TemporalWeightedHead] (or a prepared wrapper of one)
             around a network returning per-timestep logits ``[T, B, K]``.
         optimizer: the optimizer.
         loader: yields ``(x, y)`` with class indices ``y`` of shape ``[B]``.
@@ -72,7 +72,7 @@ def train_one_epoch(
             through ``accelerator.prepare`` must come from an Accelerator built with
             ``step_scheduler_with_optimizer=False`` (otherwise Accelerate steps it once per
             process per call, a per-iteration convention).
-        msg: the :class:`~sparsegrad.MaskedGradient` attached to the network, if any.
+        msg: the [MaskedGradient][sparsegrad.masked.MaskedGradient] attached to the network, if any.
         two: count per-timestep correctness and update the TWO factors at the epoch's end.
         desc: label of the progress bar (shown on the main process only).
 
@@ -86,7 +86,7 @@ def train_one_epoch(
         ValueError: a prepared scheduler that steps with the optimizer.
 
     Reference: paper Algorithm 1 (TWO per epoch, as the authors' code) and Eq. 10-14 (MSG);
-    DESIGN §2.3-2.4 and §6.
+    docs/design.md §2.3-2.4 and §6.
     """
     head = temporal_head(accelerator, model)
     if isinstance(scheduler, AcceleratedScheduler) and scheduler.step_with_optimizer:

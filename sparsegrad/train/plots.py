@@ -1,8 +1,8 @@
 """The paper's figures from a run's records, drawn with matplotlib's Agg canvas.
 
-Figures are built with :class:`matplotlib.figure.Figure` directly (no ``pyplot``), so
+Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot``), so
 nothing touches the process-wide backend or needs a display. Each function reads the
-per-epoch rows that :func:`sparsegrad.train.run` writes to ``metrics.csv`` (keys
+per-epoch rows that [run][sparsegrad.train.runner.run] writes to ``metrics.csv`` (keys
 ``epoch``, ``train_loss``, ``test_acc``, ``test_acc_t<t>``, ``factor_t<t>``, ...) and writes
 one PNG.
 """

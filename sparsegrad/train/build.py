@@ -1,0 +1,145 @@
+"""From a configuration to datasets, a model and loaders, through the registries.
+
+Datasets come from [load_splits][sparsegrad.data.registry.load_splits] (or are given by the
+caller); what the model must fit (input channels, image size, classes) is read from the data;
+the model is ``timm.create_model`` of a sparsegrad model, with ``img_size`` for models whose
+classifier depends on it (timm's ``fixed_input_size``).
+
+Reference: docs/design.md §4 (models), §5 (data) and §6 (engine).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+from accelerate import Accelerator
+from timm.models import get_pretrained_cfg_value
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from sparsegrad.data import DATASETS, class_balanced_sampler, load_splits, targets_of
+from sparsegrad.train.config import RecipeConfig, per_process_batch
+
+__all__ = ["InputSpec", "build_datasets", "build_model", "input_spec", "make_loaders", "needs_img_size"]
+
+# Until the models' pretrained_cfg carries fixed_input_size (branch `models`), these two
+# VGG-style models are known to size their classifier from img_size.
+_FIXED_SIZE_FALLBACK = frozenset({"vggsnn", "spiking_cifarnet"})
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model must fit: input channels, ``(height, width)`` and classes."""
+
+    in_chans: int
+    img_size: tuple[int, int]
+    num_classes: int
+
+
+def _limit(dataset: Dataset, limit: int | None) -> Dataset:
+    """A fixed random subset (the same for every seed and process), sorted by index."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    picked = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:limit]
+    return Subset(dataset, sorted(picked.tolist()))
+
+
+def build_datasets(cfg: RecipeConfig, accelerator: Accelerator | None = None) -> tuple[Dataset, Dataset]:
+    """The training and test sets of ``cfg``: its dataset, split (or fold), transforms and limits.
+
+    With ``download`` the main process reads (and downloads) first.
+    """
+    cache = None
+    if cfg.frame_cache and DATASETS[cfg.dataset].kind == "event":
+        cache = cfg.cache_dir if cfg.cache_dir is not None else cfg.out_dir / "frame_cache"
+    make = partial(load_splits, cfg.dataset, cfg.data_root, T=cfg.T, size=cfg.img_size, augment=cfg.augment,
+                   autoaugment=cfg.autoaugment, cache_dir=cache, download=cfg.download, folds=cfg.folds,
+                   fold=cfg.fold)
+    if accelerator is not None and cfg.download:
+        with accelerator.main_process_first():
+            train, test = make()
+    else:
+        train, test = make()
+    return limit_datasets(cfg, train, test)
+
+
+def limit_datasets(cfg: RecipeConfig, train: Dataset, test: Dataset) -> tuple[Dataset, Dataset]:
+    """``train_limit`` / ``eval_limit`` fixed random subsets of a dataset pair."""
+    return _limit(train, cfg.train_limit), _limit(test, cfg.eval_limit)
+
+
+def _num_classes(cfg: RecipeConfig, train: Dataset, test: Dataset, from_registry: bool) -> int:
+    if cfg.num_classes is not None:
+        return cfg.num_classes
+    if from_registry and DATASETS[cfg.dataset].num_classes is not None:
+        return DATASETS[cfg.dataset].num_classes
+    try:
+        return 1 + max(targets_of(train) + targets_of(test))
+    except TypeError as err:
+        raise ValueError(f"{err}; set --num-classes (num_classes=) for this dataset") from None
+
+
+def input_spec(cfg: RecipeConfig, train: Dataset, test: Dataset, *, from_registry: bool = True) -> InputSpec:
+    """Channels and size from the first test sample (``[C, H, W]`` or ``[T, C, H, W]``), and classes.
+
+    Raises:
+        ValueError: a sample of another rank, event frames whose T is not ``cfg.T``, or no way
+            to know the classes (no ``targets`` and no ``--num-classes``).
+    """
+    x = test[0][0]
+    if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4):
+        raise ValueError(f"samples must be tensors [C, H, W] or [T, C, H, W], got {getattr(x, 'shape', type(x))}")
+    if x.ndim == 4 and x.shape[0] != cfg.T:
+        raise ValueError(f"the data holds {x.shape[0]} frames per sample but --T is {cfg.T}")
+    return InputSpec(int(x.shape[-3]), (int(x.shape[-2]), int(x.shape[-1])),
+                     _num_classes(cfg, train, test, from_registry))
+
+
+def needs_img_size(model: str) -> bool:
+    """Whether ``model``'s classifier depends on the input size (timm's ``fixed_input_size``)."""
+    try:
+        fixed = get_pretrained_cfg_value(model, "fixed_input_size")
+    except RuntimeError:  # a model registered without a pretrained_cfg
+        fixed = False
+    return bool(fixed) or model in _FIXED_SIZE_FALLBACK
+
+
+def build_model(cfg: RecipeConfig, spec: InputSpec) -> nn.Module:
+    """``timm.create_model(cfg.model, ...)`` for ``spec``: classes, channels, T, surrogate; stem,
+    alpha and BN mode when set; ``img_size`` when the model's classifier depends on it."""
+    kwargs: dict[str, Any] = {"num_classes": spec.num_classes, "in_chans": spec.in_chans, "T": cfg.T,
+                              "surrogate": cfg.surrogate}
+    for field, unset in (("alpha", None), ("stem", None), ("bn_mode", "merged")):
+        if getattr(cfg, field) != unset:
+            kwargs[field] = getattr(cfg, field)
+    if needs_img_size(cfg.model):
+        h, w = spec.img_size
+        kwargs["img_size"] = h if h == w else (h, w)
+    return timm.create_model(cfg.model, **kwargs)
+
+
+def _seed_worker(rank: int, worker_id: int) -> None:
+    # Workers are seeded from the loader's generator, identical on every process; add the
+    # rank so that processes draw different augmentations.
+    seed = (torch.initial_seed() + 1_000_003 * rank) % 2**63
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def make_loaders(cfg: RecipeConfig, accelerator: Accelerator, train: Dataset, test: Dataset,
+                 generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
+    """Training loader (shuffled, or class-balanced, by ``generator``) and test loader."""
+    per = per_process_batch(cfg, accelerator.num_processes)
+    sampler = class_balanced_sampler(targets_of(train), generator=generator) if cfg.balanced_sampler else None
+    common = {"num_workers": cfg.num_workers, "pin_memory": accelerator.device.type == "cuda"}
+    init = partial(_seed_worker, accelerator.process_index) if cfg.num_workers else None
+    train_loader = DataLoader(train, per, shuffle=sampler is None, sampler=sampler, generator=generator,
+                              worker_init_fn=init, **common)
+    return train_loader, DataLoader(test, per, shuffle=False, **common)

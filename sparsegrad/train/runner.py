@@ -1,0 +1,267 @@
+"""The runner behind every recipe: validate, build the data, make the run folder, fit each seed.
+
+[run][sparsegrad.train.runner.run] trains one model per seed and returns the run folder:
+
+    <out-dir>/<name>-<YYYYmmdd-HHMMSS>/
+        config.json                  requested and effective configuration, environment, resumes
+        results.json, results.csv    per seed: final and best test accuracy, per-timestep
+                                     accuracy, TWO factors, firing rates; mean and sd over seeds
+        seed-<s>/
+            metrics.csv              one row per epoch (loss, accuracy, accuracy of every
+                                     timestep, TWO factors, lr, epoch time, MSG statistics)
+            result.json, firing_rate.json
+            checkpoints/             model-e<N>.safetensors + state-e<N>.pt
+            tensorboard/             the same scalars for TensorBoard
+            plots/                   curves, accuracy per timestep, TWO factors (Fig. 3),
+                                     firing rate per LIF layer (Fig. 6a), time per epoch (Fig. 6b)
+
+Everything is checked first (every field, the data, the model's constructor on the meta
+device, the resume point), so a run that fails on bad input leaves no folder. The same code
+runs as one process and under ``accelerate launch`` / ``torchrun``; ``batch_size`` is the
+global batch of one optimizer step. [run_variants][sparsegrad.train.runner.run_variants] runs
+one configuration with sets of field overrides (ablations, sweeps, the demo) in one folder.
+
+Reference: docs/design.md §5 (recipes) and §6 (engine, run folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import accelerate
+import timm
+import torch
+from accelerate import Accelerator
+from torch.utils.data import Dataset
+
+import sparsegrad
+from sparsegrad.train.build import build_datasets, build_model, input_spec, limit_datasets
+from sparsegrad.train.config import RecipeConfig, effective_config, learning_rate, per_process_batch, validate
+from sparsegrad.train.fit import fit, setup
+from sparsegrad.train.report import format_table, summarise, write_results
+from sparsegrad.train.run_dir import create_run_dir, write_json
+from sparsegrad.train.state import resume_points, truncate_after
+
+__all__ = ["make_accelerator", "run", "run_variants"]
+
+# Fields a variant may change and still share the datasets built once for all variants.
+_DATA_FIELDS = frozenset({"dataset", "data_root", "download", "T", "img_size", "autoaugment", "augment", "folds",
+                          "fold", "train_limit", "eval_limit", "frame_cache", "cache_dir", "smoke", "grad_accum",
+                          "out_dir"})
+
+
+def make_accelerator(cfg: RecipeConfig) -> Accelerator:
+    """The Accelerator a recipe runs on: a per-epoch scheduler, ``cfg``'s accumulation and precision."""
+    return Accelerator(step_scheduler_with_optimizer=False, gradient_accumulation_steps=cfg.grad_accum,
+                       mixed_precision=cfg.mixed_precision)
+
+
+def _environment(accelerator: Accelerator) -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"sparsegrad": sparsegrad.__version__, "git_commit": commit, "torch": torch.__version__,
+            "accelerate": accelerate.__version__, "timm": timm.__version__, "python": platform.python_version(),
+            "device": str(accelerator.device), "processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision, "torch_threads": torch.get_num_threads(),
+            "argv": sys.argv, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _write_config(accelerator: Accelerator, run_dir: Path, cfg: RecipeConfig, eff: RecipeConfig,
+                  resumed_from: dict | None) -> None:
+    if not accelerator.is_main_process:
+        return
+    record = {"config": cfg.jsonable(), "effective": eff.jsonable(), "lr": learning_rate(eff),
+              "per_process_batch": per_process_batch(eff, accelerator.num_processes),
+              "environment": _environment(accelerator), "resumes": []}
+    path = run_dir / "config.json"
+    if resumed_from is not None and path.is_file():
+        old = json.loads(path.read_text())
+        ignore = {"resume", "out_dir", "smoke"}
+        changed = {k: [v, record["effective"].get(k)] for k, v in old.get("effective", {}).items()
+                   if k not in ignore and record["effective"].get(k) != v}
+        if changed:
+            accelerator.print("warning: resuming with a configuration that differs from the run's: "
+                              + "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+        old.setdefault("resumes", []).append({"time": record["environment"]["time"], "argv": sys.argv,
+                                              "from": resumed_from, "changed": changed,
+                                              "processes": accelerator.num_processes})
+        record = old
+    write_json(path, record)
+
+
+def _finished(seed_dir: Path, epochs: int) -> dict | None:
+    path = seed_dir / "result.json"
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    return result if result.get("complete") and result.get("epochs") == epochs else None
+
+
+def _prepare(cfg: RecipeConfig, accelerator: Accelerator, datasets, from_registry: bool):
+    """Every check that can fail on bad input, before anything is written."""
+    if accelerator.step_scheduler_with_optimizer or accelerator.gradient_accumulation_steps != cfg.grad_accum:
+        raise ValueError("run() needs an Accelerator(step_scheduler_with_optimizer=False, "
+                         f"gradient_accumulation_steps={cfg.grad_accum}); see make_accelerator")
+    validate(cfg, accelerator.num_processes, data=from_registry)
+    eff = validate(effective_config(cfg, accelerator.num_processes), accelerator.num_processes, data=from_registry)
+    train, test = build_datasets(eff, accelerator) if datasets is None else limit_datasets(eff, *datasets)
+    spec = input_spec(eff, train, test, from_registry=from_registry)
+    with torch.device("meta"):
+        build_model(eff, spec)  # the constructor's own checks (sizes, kwargs), without memory
+    return eff, train, test, spec
+
+
+def _run_folder(accelerator: Accelerator, eff: RecipeConfig, run_dir: Path | None):
+    resume = eff.resume
+    if resume is None and run_dir is not None and (Path(run_dir) / "config.json").is_file():
+        resume = Path(run_dir)
+    if resume is not None:
+        run_dir, points, explicit = resume_points(resume, eff.seeds)
+        if explicit is not None and accelerator.is_main_process:
+            truncate_after(run_dir / f"seed-{explicit}", points[explicit])
+        return Path(run_dir), points, explicit, {str(s): str(p) for s, p in points.items() if p is not None}
+    if run_dir is None:
+        run_dir = create_run_dir(accelerator, eff.out_dir, eff.name + ("-smoke" if eff.smoke else ""))
+    elif accelerator.is_main_process:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return Path(run_dir), {}, None, None
+
+
+def _banner(eff: RecipeConfig, accelerator: Accelerator, train: Dataset, test: Dataset, run_dir: Path) -> str:
+    split = f", fold {eff.fold} of {eff.folds}" if eff.folds is not None else ""
+    return (f"{eff.name}: {eff.model} on {eff.dataset} ({len(train)} train / {len(test)} test{split}), T={eff.T}, "
+            f"MSG {'p=' + str(eff.p) if eff.msg else 'off'}, TWO {'beta=' + str(eff.beta) if eff.two else 'off'}; "
+            f"batch {eff.batch_size} ({per_process_batch(eff, accelerator.num_processes)} x "
+            f"{accelerator.num_processes} process(es) x {eff.grad_accum}), lr {learning_rate(eff):.4g}, "
+            f"{eff.epochs} epoch(s), seeds {list(eff.seeds)}; {accelerator.device}; run folder {run_dir}"
+            + ("\nsmoke run: 1 epoch, 2 optimizer steps, 1 evaluation batch" if eff.smoke else ""))
+
+
+def run(cfg: RecipeConfig, accelerator: Accelerator | None = None, *, run_dir: Path | None = None,
+        train_set: Dataset | None = None, test_set: Dataset | None = None) -> Path:
+    """Trains ``cfg`` once per seed and writes the run folder (module docstring); returns it.
+
+    Args:
+        cfg: the recipe.
+        accelerator: an Accelerator built with ``step_scheduler_with_optimizer=False`` and
+            ``gradient_accumulation_steps=cfg.grad_accum`` (default:
+            [make_accelerator][sparsegrad.train.runner.make_accelerator]).
+        run_dir: write into this folder instead of a new timestamped one; if it already
+            holds a run, that run is resumed (how [run_variants][sparsegrad.train.runner.run_variants]
+            continues).
+        train_set: any ``torch.utils.data.Dataset`` of ``(x, label)`` to train on instead of
+            ``cfg.dataset`` (with ``test_set``); ``x`` is ``[C, H, W]`` or ``[T, C, H, W]``.
+            Classes are ``cfg.num_classes`` or read from the datasets' ``targets``.
+        test_set: the dataset to evaluate on, given with ``train_set``.
+
+    Returns:
+        The run folder (the same path on every process).
+
+    Raises:
+        ValueError: a bad configuration (the message names the flag), or only one of
+            ``train_set`` / ``test_set``.
+        FileNotFoundError: missing data (the message gives the expected layout) or a
+            ``resume`` path that is not a run folder or checkpoint.
+
+    Example:
+        ```python
+        cfg = RecipeConfig(name="mine", model="spiking_resnet18", T=2, epochs=3, seeds=(0,))
+        run(cfg, train_set=my_train, test_set=my_test)  # any Dataset pair of ([C, H, W], label)
+        ```
+    """
+    if (train_set is None) != (test_set is None):
+        raise ValueError("give both train_set and test_set, or neither")
+    accelerator = accelerator or make_accelerator(cfg)
+    datasets = None if train_set is None else (train_set, test_set)
+    return _run(cfg, accelerator, run_dir, datasets, from_registry=datasets is None)
+
+
+def _run(cfg: RecipeConfig, accelerator: Accelerator, run_dir: Path | None, datasets, from_registry: bool) -> Path:
+    eff, train_set, test_set, spec = _prepare(cfg, accelerator, datasets, from_registry)
+    run_dir, points, explicit, resumed_from = _run_folder(accelerator, eff, run_dir)
+    accelerator.wait_for_everyone()
+    _write_config(accelerator, run_dir, cfg, eff, resumed_from)
+    accelerator.print(_banner(eff, accelerator, train_set, test_set, run_dir))
+    results = []
+    for seed in eff.seeds:
+        seed_dir = run_dir / f"seed-{seed}"
+        done = _finished(seed_dir, eff.epochs) if seed != explicit else None
+        if done is not None:
+            accelerator.print(f"seed {seed}: finished earlier, kept")
+            results.append(done)
+            continue
+        session = setup(accelerator, eff, seed, train_set, test_set, spec)
+        results.append(fit(session, seed_dir, points.get(seed), tag=f"{eff.name} seed {seed}"))
+    summary = summarise(results)
+    rows = results + ([{"seed": "mean", **summary}] if len(results) > 1 else [])
+    table = format_table(rows, "seed") + (f"\npaper: {eff.paper_result} %" if eff.paper_result else "")
+    accelerator.print(f"\n{table}\n\nrun folder: {run_dir}")
+    if accelerator.is_main_process:
+        write_results(run_dir, eff.name, results, summary, table, eff.paper_result)
+    accelerator.wait_for_everyone()
+    return run_dir
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in label.replace("&", "-")).strip("-").lower()
+
+
+def run_variants(cfg: RecipeConfig, variants: Mapping[str, Mapping[str, Any]], *, kind: str,
+                 accelerator: Accelerator | None = None) -> tuple[Path, list[dict]]:
+    """Runs ``cfg`` once per variant (a set of field overrides) in one folder.
+
+    The folder is ``<out-dir>/<kind>-<name>-<time>/`` (``<name>-<time>`` for an empty ``kind``)
+    with one run folder per variant
+    (``<folder>/<variant slug>/``, as [run][sparsegrad.train.runner.run] writes it) and
+    ``variants.json``. With ``cfg.resume`` set to such a folder, finished variants are kept and
+    the others resumed. Every variant is validated, and the data built, before the folder is
+    made; variants that change no data field share the datasets (and their frame caches).
+
+    Args:
+        cfg: the recipe (its ``resume``, if set, is the folder of an earlier call).
+        variants: ``{label: {field: value}}``, e.g. ``{"MSG": {"msg": True, "two": False}}``.
+        kind: folder prefix (``"ablation"``, ``"sweep_p"``).
+        accelerator: as for [run][sparsegrad.train.runner.run].
+
+    Returns:
+        ``(folder, rows)``; a row is ``{"variant", "overrides", "run_dir", **summary}`` with
+        the summary of [summarise][sparsegrad.train.report.summarise].
+    """
+    accelerator = accelerator or make_accelerator(cfg)
+    configs = {label: dataclasses.replace(cfg, **overrides, resume=None, name=f"{cfg.name}-{_slug(label)}")
+               for label, overrides in variants.items()}
+    if not configs:
+        raise ValueError("run_variants needs at least one variant")
+    eff = effective_config(cfg, accelerator.num_processes)
+    for sub in configs.values():
+        validate(effective_config(sub, accelerator.num_processes), accelerator.num_processes)
+    shared = not any(_DATA_FIELDS & set(o) for o in variants.values())
+    datasets = _prepare(cfg, accelerator, None, True)[1:3] if shared else None
+    if cfg.resume is not None:
+        folder = Path(cfg.resume)
+        if not (folder / "variants.json").is_file():
+            raise FileNotFoundError(f"--resume {folder}: not a {kind} folder (no variants.json)")
+    else:
+        prefix = "-".join(part for part in (kind, cfg.name) if part)
+        folder = create_run_dir(accelerator, eff.out_dir, prefix + ("-smoke" if cfg.smoke else ""))
+    rows = []
+    for label, sub in configs.items():
+        sub = dataclasses.replace(sub, out_dir=folder)
+        run_dir = _run(sub, accelerator, folder / _slug(label), datasets, from_registry=True)
+        summary = json.loads((run_dir / "results.json").read_text())["summary"]
+        rows.append({"variant": label, "overrides": dict(variants[label]), "run_dir": str(run_dir), **summary})
+        if accelerator.is_main_process:
+            write_json(folder / "variants.json", {"kind": kind, "name": cfg.name, "rows": rows})
+    accelerator.wait_for_everyone()
+    return folder, rows
