@@ -4,10 +4,10 @@ The source, ``sparsegrad/kernels/lif_cpu.cpp``, is compiled with
 ``torch.utils.cpp_extension.load`` the first time the backend is used (one line on
 stderr says so; it takes under a minute) into
 
-    ~/.cache/sparsegrad/torch_extensions/<python>-torch<version>-<cpu>/sparsegrad_lif_cpu/
+    ~/.cache/sparsegrad/torch_extensions/<python>-torch<version>-<cpu>-<source>/sparsegrad_lif_cpu/
 
 (``$XDG_CACHE_HOME`` replaces ``~/.cache`` when set). Later processes load it from there in
-well under a second; it is rebuilt by itself when the source, torch or the CPU changes. To
+well under a second; a new source, torch or CPU gets its own folder and build. To
 force a rebuild, delete that folder or call
 [build][sparsegrad.kernels.cpp.build] with ``rebuild=True``:
 
@@ -53,7 +53,8 @@ def build_directory() -> Path:
     """Where the compiled extension is cached."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
-    tag = f"{python}-torch{torch.__version__.replace('+', '_')}-{_cpu_tag()}"
+    source = hashlib.sha1(_SOURCE.read_bytes()).hexdigest()[:8]
+    tag = f"{python}-torch{torch.__version__.replace('+', '_')}-{_cpu_tag()}-{source}"
     return cache / "sparsegrad" / "torch_extensions" / tag / _NAME
 
 

@@ -48,7 +48,8 @@ inline float uniform_of(int32_t folded_word) {
   return static_cast<float>(folded_word) * 4.6566127342e-10f;
 }
 
-// uniform_of is non-decreasing: "uniform > p" is "folded >= cut" for this cut.
+// uniform_of is non-decreasing: "uniform > p" is "folded >= cut" for this cut (2^31 when
+// no value exceeds p, then nothing is kept: p = 1).
 int64_t keep_cut(float p) {
   int64_t lo = 0, hi = int64_t(1) << 31;  // first folded value whose uniform exceeds p
   while (lo < hi) {
@@ -66,11 +67,23 @@ struct Mask {
   uint64_t offset;
   int64_t cut;
   double scale;
-
-  bool keep(uint64_t index) const {
-    return folded(philox_word(key, offset + index)) >= cut;
-  }
 };
+
+// factor[j] = scale where element first + j is kept, else 0; returns how many were dropped.
+// One Philox per element, vectorised across j.
+template <typename T>
+int64_t keep_factors(const Mask& mask, uint64_t first, int64_t len, T scale, T* factor) {
+  int64_t dropped = 0;
+  const uint64_t key = mask.key, start = mask.offset + first;
+  const int64_t cut = mask.cut;
+#pragma omp simd reduction(+ : dropped)
+  for (int64_t j = 0; j < len; ++j) {
+    const bool keep = static_cast<int64_t>(folded(philox_word(key, start + static_cast<uint64_t>(j)))) >= cut;
+    factor[j] = keep ? scale : T(0);
+    dropped += keep ? 0 : 1;
+  }
+  return dropped;
+}
 
 // The pseudo-derivatives, written as sparsegrad.surrogate computes them in torch.
 template <typename T, int kId>
@@ -118,7 +131,7 @@ void forward_kernel(const T* x, T* spikes, T* h_out, int64_t steps, int64_t n, T
   });
 }
 
-template <typename T, int kId>
+template <typename T, int kId, bool kMasked>
 int64_t backward_kernel(const T* grad, const T* h, T* grad_x, int64_t steps, int64_t n, T tau,
                         T v_threshold, T v_reset, T alpha, T c, bool detach_reset,
                         const Mask& mask) {
@@ -128,37 +141,31 @@ int64_t backward_kernel(const T* grad, const T* h, T* grad_x, int64_t steps, int
   std::atomic<int64_t> dropped{0};
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
     T carry[kBlock];
-    T neuron_keep[kBlock];
-    T keep[kBlock];
+    T factor[kBlock];
     int64_t local_dropped = 0;
     for (int64_t b = first; b < last; ++b) {
       const int64_t n0 = b * kBlock, len = std::min(kBlock, n - n0);
       std::fill(carry, carry + len, T(0));
-      if (mask.on && mask.per_neuron) {
+      int64_t block_dropped = 0;  // per timestep, under per_neuron
+      if (kMasked && mask.per_neuron) {
         for (int64_t j = 0; j < len; ++j) {
-          neuron_keep[j] = mask.keep(static_cast<uint64_t>((n0 + j) % mask.neurons)) ? scale : T(0);
+          const int64_t neuron = (n0 + j) % mask.neurons;
+          block_dropped += keep_factors(mask, static_cast<uint64_t>(neuron), 1, scale, factor + j);
         }
       }
       for (int64_t t = steps - 1; t >= 0; --t) {
         const int64_t base = t * n + n0;
-        const T* factor = nullptr;
-        if (mask.on) {
-          if (mask.per_neuron) {
-            factor = neuron_keep;
-          } else {
-            for (int64_t j = 0; j < len; ++j) {
-              keep[j] = mask.keep(static_cast<uint64_t>(base + j)) ? scale : T(0);
-            }
-            factor = keep;
-          }
-          for (int64_t j = 0; j < len; ++j) local_dropped += factor[j] == T(0);
+        if (kMasked) {
+          local_dropped += mask.per_neuron
+              ? block_dropped
+              : keep_factors(mask, static_cast<uint64_t>(base), len, scale, factor);
         }
 #pragma omp simd
         for (int64_t j = 0; j < len; ++j) {
           const T hh = h[base + j];
           const T above = hh - v_threshold;
           T sg = surrogate<T, kId>(above, alpha, c);
-          if (factor != nullptr) sg = sg * factor[j];
+          if (kMasked) sg = sg * factor[j];
           // dV/dH through the hard reset V = H (1 - S) + v_reset S
           T reset_grad = above < T(0) ? T(1) : T(0);
           if (!detach_reset) reset_grad = (reset_grad - hh * sg) + v_reset * sg;
@@ -218,15 +225,18 @@ std::vector<torch::Tensor> backward(torch::Tensor grad, torch::Tensor h, double 
   const int64_t steps = h.size(0), n = h.numel() / steps;
   const Mask mask{mask_on, per_neuron, std::max<int64_t>(neurons, 1), static_cast<uint64_t>(key),
                   static_cast<uint64_t>(offset), keep_cut(static_cast<float>(p)), scale};
+  TORCH_CHECK(!mask_on || !per_neuron || n % mask.neurons == 0, "lif_cpu: neurons must divide n");
   const double c = surrogate_constant(surrogate_id, alpha);
   int64_t dropped = 0;
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "lif_cpu_backward", [&] {
     using T = scalar_t;
     auto run = [&](auto id) {
-      dropped = backward_kernel<T, decltype(id)::value>(
-          grad.data_ptr<T>(), h.data_ptr<T>(), grad_x.data_ptr<T>(), steps, n,
-          static_cast<T>(tau), static_cast<T>(v_threshold), static_cast<T>(v_reset),
-          static_cast<T>(alpha), static_cast<T>(c), detach_reset, mask);
+      auto kernel = mask_on ? backward_kernel<T, decltype(id)::value, true>
+                            : backward_kernel<T, decltype(id)::value, false>;
+      dropped = kernel(grad.data_ptr<T>(), h.data_ptr<T>(), grad_x.data_ptr<T>(), steps, n,
+                       static_cast<T>(tau), static_cast<T>(v_threshold),
+                       static_cast<T>(v_reset), static_cast<T>(alpha), static_cast<T>(c),
+                       detach_reset, mask);
     };
     switch (surrogate_id) {
       case 0: run(std::integral_constant<int, 0>{}); break;
