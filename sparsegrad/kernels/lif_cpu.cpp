@@ -12,8 +12,65 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <mutex>
 
 namespace {
+
+// Outputs (spikes, H, grad x) come from a small cache of freed buffers. Fresh large
+// allocations are mapped by the OS page by page on first touch, which costs more than the
+// kernel itself at [32, 32, 64, 16, 16]; buffers of a training step recur with the same sizes.
+class BufferCache {
+ public:
+  static constexpr size_t kMinBytes = size_t(1) << 20;  // smaller ones: plain torch::empty
+  static constexpr size_t kMaxCached = size_t(2) << 30;
+
+  void* take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end()) {
+        void* ptr = it->second;
+        free_.erase(it);
+        cached_ -= bytes;
+        return ptr;
+      }
+    }
+    void* ptr = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    TORCH_CHECK(ptr != nullptr, "lif_cpu: out of memory allocating ", bytes, " bytes");
+    return ptr;
+  }
+
+  void give_back(void* ptr, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cached_ + bytes > kMaxCached) {
+      std::free(ptr);
+      return;
+    }
+    free_.emplace(bytes, ptr);
+    cached_ += bytes;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::multimap<size_t, void*> free_;
+  size_t cached_ = 0;
+};
+
+BufferCache& buffer_cache() {
+  static BufferCache* cache = new BufferCache();  // never destroyed: tensors may outlive exit
+  return *cache;
+}
+
+torch::Tensor empty_like_cached(const torch::Tensor& like) {
+  const size_t bytes = static_cast<size_t>(like.numel()) * like.element_size();
+  if (bytes < BufferCache::kMinBytes) return torch::empty_like(like);
+  void* ptr = buffer_cache().take(bytes);
+  return torch::from_blob(
+      ptr, like.sizes(), [bytes](void* p) { buffer_cache().give_back(p, bytes); },
+      like.options());
+}
 
 constexpr int64_t kBlock = 1024;  // neurons per block: 4 KiB of float32 per timestep
 
@@ -190,8 +247,8 @@ void check_input(const torch::Tensor& t, const char* name) {
 std::vector<torch::Tensor> forward(torch::Tensor x, double tau, double v_threshold, double v_reset) {
   check_input(x, "x");
   x = x.contiguous();
-  auto spikes = torch::empty_like(x);
-  auto h = torch::empty_like(x);
+  auto spikes = empty_like_cached(x);
+  auto h = empty_like_cached(x);
   const int64_t steps = x.size(0), n = x.numel() / steps;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_cpu_forward", [&] {
     forward_kernel<scalar_t>(x.data_ptr<scalar_t>(), spikes.data_ptr<scalar_t>(),
@@ -221,7 +278,7 @@ std::vector<torch::Tensor> backward(torch::Tensor grad, torch::Tensor h, double 
   TORCH_CHECK(surrogate_id >= 0 && surrogate_id <= 5, "lif_cpu: unknown surrogate id ", surrogate_id);
   grad = grad.to(h.scalar_type()).contiguous();
   TORCH_CHECK(grad.sizes() == h.sizes(), "lif_cpu: grad and h shapes differ");
-  auto grad_x = torch::empty_like(h);
+  auto grad_x = empty_like_cached(h);
   const int64_t steps = h.size(0), n = h.numel() / steps;
   const Mask mask{mask_on, per_neuron, std::max<int64_t>(neurons, 1), static_cast<uint64_t>(key),
                   static_cast<uint64_t>(offset), keep_cut(static_cast<float>(p)), scale};
