@@ -289,3 +289,106 @@ def test_demo_recipe_learns(tmp_path, convnet_s):
     cfg = dataclasses.replace(demo.CONFIG, T=4, epochs=3, train_limit=300, plots=False, out_dir=tmp_path)
     result = json.loads((run(cfg) / "results.json").read_text())["runs"][0]
     assert result["test_acc"] >= 0.6, result
+
+
+# ------------------------------------------------------------------------------ faults (issue 9)
+def _count_allreduces(rank: int, world: int, port: int, out: Path) -> None:
+    """One of two gloo ranks: 4 micro-batches, accumulation 2; counts DDP's all-reduces."""
+    import os
+
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world), ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2, step_scheduler_with_optimizer=False)
+    torch.manual_seed(0)
+    net = StepLogits()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    net, optimizer, loader = accelerator.prepare(net, optimizer, toy_loader(n=32, batch=4))
+    calls = []
+
+    def counting_hook(state, bucket):
+        calls.append(bucket.index())
+        return default_hooks.allreduce_hook(state, bucket)
+
+    net.register_comm_hook(None, counting_hook)
+    train_one_epoch(accelerator, TemporalWeightedHead(net, T), optimizer, loader, nn.CrossEntropyLoss())
+    weights = torch.cat([p.detach().flatten() for p in net.parameters()])
+    torch.save({"allreduces": len(calls), "weights": weights}, out / f"rank{rank}.pt")
+
+
+def test_gradient_accumulation_all_reduces_once_per_optimizer_step(tmp_path):
+    """Two gloo ranks, 4 micro-batches each, accumulation 2: 2 all-reduces per rank, not 4."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_count_allreduces, args=(2, port, tmp_path), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert [r["allreduces"] for r in ranks] == [2, 2]
+    assert torch.equal(ranks[0]["weights"], ranks[1]["weights"])  # the last micro-batch did synchronise
+
+
+def _small(out: Path, **changes) -> RecipeConfig:
+    fields = dict(name="r", dataset="nmnist", model="spiking_resnet18", img_size=16, T=2, epochs=2, seeds=(0,),
+                  batch_size=4, train_limit=8, eval_limit=4, num_workers=0, frame_cache=False, keep_checkpoints=2,
+                  tensorboard=False, plots=False, out_dir=out)
+    return RecipeConfig(**{**fields, **changes})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished 2-epoch run (checkpoints of epochs 1 and 2 kept)."""
+    cfg = _small(tmp_path_factory.mktemp("finished"))
+    return cfg, run(cfg)
+
+
+def test_extending_a_finished_run_follows_the_replanned_cosine(finished, tmp_path):
+    import math
+    import shutil
+
+    from sparsegrad.train import load_checkpoint
+    from sparsegrad.train.config import learning_rate
+
+    cfg, run_dir = finished
+    shutil.copytree(run_dir, tmp_path / "run")
+    run(dataclasses.replace(cfg, epochs=4, resume=tmp_path / "run"))
+    history = load_checkpoint(tmp_path / "run" / "seed-0" / "checkpoints")[1]["history"]
+    lr = learning_rate(cfg)
+    assert [h["lr"] for h in history] == pytest.approx(
+        [lr, lr / 2] + [lr * (1 + math.cos(math.pi * e / 4)) / 2 for e in (2, 3)])  # never 0
+
+
+def test_resuming_with_fewer_epochs_than_trained_is_an_error(finished):
+    cfg, run_dir = finished
+    before = (run_dir / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"--epochs 1 is fewer than the 2 epochs already trained in .*state-e0002"):
+        run(dataclasses.replace(cfg, epochs=1, resume=run_dir))
+    assert (run_dir / "config.json").read_text() == before
+
+
+@pytest.mark.parametrize("damaged", ["state-e0002.pt", "model-e0002.safetensors"])
+def test_truncated_checkpoint_names_the_file_and_an_earlier_one(finished, tmp_path, damaged):
+    import shutil
+
+    from sparsegrad.train.checkpoint import DamagedCheckpointError
+
+    cfg, run_dir = finished
+    shutil.copytree(run_dir, tmp_path / "run")
+    folder = tmp_path / "run" / "seed-0" / "checkpoints"
+    data = (folder / damaged).read_bytes()
+    (folder / damaged).write_bytes(data[: len(data) // 2])
+    (tmp_path / "run" / "seed-0" / "result.json").unlink()
+    with pytest.raises(DamagedCheckpointError, match=rf"{folder / damaged} is damaged .*the earlier checkpoint "
+                                                     rf"{folder / 'state-e0001.pt'} can be used instead"):
+        run(dataclasses.replace(cfg, resume=tmp_path / "run"))
+
+
+def test_a_failed_ablation_leaves_no_folder(tmp_path):
+    from sparsegrad.train import run_variants
+
+    cfg = _small(tmp_path / "runs", dataset="cifar10dvs", data_root=tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="--data-root"):
+        run_variants(cfg, {"none": {"msg": False}, "MSG": {"msg": True}}, kind="ablation")
+    assert not (tmp_path / "runs").exists()
