@@ -392,3 +392,86 @@ def test_a_failed_ablation_leaves_no_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="--data-root"):
         run_variants(cfg, {"none": {"msg": False}, "MSG": {"msg": True}}, kind="ablation")
     assert not (tmp_path / "runs").exists()
+
+
+def _train_process(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "sparsegrad.train", "--dataset", "nmnist", "--model", "spiking_resnet18",
+            "--img-size", "16", "--T", "2", "--epochs", "2", "--seeds", "0", "--batch-size", "4", "--train-limit", "12",
+            "--eval-limit", "4", "--num-workers", "0", "--no-frame-cache", "--keep-checkpoints", "2",
+            "--no-tensorboard", "--no-plots", "--name", "crash", "--out-dir", str(out), *extra]
+
+
+def _final_state(run_dir: Path) -> tuple[dict, dict]:
+    from sparsegrad.train import load_checkpoint
+
+    weights, state = load_checkpoint(run_dir / "seed-0" / "checkpoints" / "state-e0002.pt")
+    for row in state["history"]:
+        for key in [k for k in row if k.endswith("time_s")]:
+            del row[key]
+    del state["config"]  # holds --resume
+    return weights, state
+
+
+def _assert_same(a, b, where="state") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """The uninterrupted run, as a separate process."""
+    import os
+
+    out = tmp_path_factory.mktemp("straight")
+    subprocess.run(_train_process(out), env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO, check=True,
+                   capture_output=True, timeout=300)
+    (run_dir,) = out.glob("crash-*")
+    return run_dir
+
+
+@pytest.mark.parametrize("pause_at", ["step:4", "save:2"], ids=["mid-epoch", "inside-checkpoint-write"])
+def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path, straight, pause_at):
+    """A run killed with SIGKILL in epoch 2 (after its first optimizer step, or with the state
+    file of epoch 2 written to its temporary name but not renamed), then resumed, ends bit for bit
+    where an uninterrupted run ends: weights, optimizer, scheduler, RNGs, TWO state, MSG generator
+    and statistics, history. The half-written checkpoint is never picked up."""
+    import os
+    import signal
+    import time
+
+    from sparsegrad.train import latest_checkpoint
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    paused = tmp_path / "paused"
+    proc = subprocess.Popen(_train_process(tmp_path / "killed"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env={**env, "SPARSEGRAD_PAUSE_AT": pause_at, "SPARSEGRAD_PAUSED": str(paused)})
+    deadline = time.monotonic() + 300
+    while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert paused.exists(), f"the run did not reach {pause_at} (exit code {proc.poll()})"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = (tmp_path / "killed").glob("crash-*")
+    folder = run_dir / "seed-0" / "checkpoints"
+    assert latest_checkpoint(folder).name == "state-e0001.pt"
+    assert (folder / ".state-e0002.pt.tmp").exists() == (pause_at == "save:2")
+    resumed = subprocess.run(_train_process(tmp_path / "killed", "--resume", str(run_dir)), env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout + resumed.stderr and "state-e0001.pt" in resumed.stdout + resumed.stderr
+    assert not list(folder.glob(".*.tmp"))
+    (w1, s1), (w2, s2) = _final_state(straight), _final_state(run_dir)
+    _assert_same(w1, w2, "weights")
+    _assert_same(s1, s2)
+    assert s2["ranks"][0]["msg"]["stats"]["dropped"] > 0 and len(set(s2["ranks"][0]["factors"])) > 1
