@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from sparsegrad import LIF, MaskedGradient, TemporalWeightedHead
+from sparsegrad import MaskedGradient, TemporalWeightedHead
 from sparsegrad.layers import SeqToANN
 from sparsegrad.data import load_splits
 from sparsegrad.train import RecipeConfig, evaluate, run, train_one_epoch

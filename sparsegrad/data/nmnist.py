@@ -28,7 +28,7 @@ import numpy as np
 import tonic
 import torch
 
-from sparsegrad.data._layout import check_train_flag, list_files
+from sparsegrad.data._layout import check_train_flag, class_files
 from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset, events_to_frames
 
 __all__ = ["NMNIST", "default_root", "events_to_frames", "read_events", "read_labels"]
@@ -244,11 +244,7 @@ class NMNIST(EventFrameDataset):
                     "(set SPARSEGRAD_DATA to a folder holding nmnist_small/ to read it elsewhere)."
                 )
             folder = official.parent
-            files, targets = [], []
-            for digit in range(10):
-                class_files = list_files(official / str(digit), (".bin",))
-                files += class_files
-                targets += [digit] * len(class_files)
+            files, targets = class_files([official / str(d) for d in range(10)], (".bin",))
         super().__init__(
             files,
             targets,
