@@ -239,6 +239,17 @@ NAMES: dict[str, type[Surrogate]] = {
 }
 
 
+_KERNEL_IDS: dict[type[Surrogate], int] = {
+    Atan: 0, PiecewiseLinear: 1, Sigmoid: 2, Rectangular: 3, PiecewiseExp: 4, FastSigmoid: 5
+}
+
+
+def kernel_id(surrogate: Surrogate) -> int | None:
+    """The id the native LIF kernels know this surrogate by; None for any other class
+    (subclasses included, as they may change ``derivative``)."""
+    return _KERNEL_IDS.get(type(surrogate))
+
+
 def build(name: str | Surrogate, alpha: float | None = None) -> Surrogate:
     """Build a surrogate from its name, or return a :class:`Surrogate` instance as is.
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numbers
+import operator
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -14,28 +18,35 @@ class TemporalWeightedHead(nn.Module):
     ``forward`` returns ``y = sum_t factors[t] * I_L[t]`` (Eq. 15). With uniform factors,
     the initial state, this is the usual ``mean_t I_L[t]``. In training,
     ``forward(x, target=labels)`` counts per timestep the samples whose own argmax of
-    ``I_L[t]`` is the label (``c_t``), and the factors move towards the normalised counts::
+    ``I_L[t]`` is the label (``c_t``), and the factors move towards the normalised counts:
 
-        Delta_t = c_t / sum_s c_s                                        (Eq. 16)
-        factors_t <- beta * factors_t + (1 - beta) * Delta_t              (Eq. 17)
+    ```text
+    Delta_t = c_t / sum_s c_s                                        (Eq. 16)
+    factors_t <- beta * factors_t + (1 - beta) * Delta_t              (Eq. 17)
+    ```
 
-    so they stay positive and sum to 1. ``update_every="epoch"`` (the authors' code)
-    gathers counts over an epoch and updates when the trainer calls
-    :meth:`update_factors` at the epoch's end; ``"step"`` (Algorithm 1 read per minibatch)
-    updates inside every training forward, after the output is computed and before the
-    loss. Under ``torch.distributed`` the counts are summed over ranks first, so every
-    rank holds the same factors. No timestep right: factors unchanged. Nothing is counted
-    or updated in ``eval()``.
+    so they stay positive and sum to 1. A sample whose logits at a timestep are not all
+    finite counts as wrong there (the argmax of a NaN row would be class 0). With
+    ``update_every="epoch"`` (the authors' code) the counts are gathered over an epoch and
+    the trainer applies them with
+    [update_factors][sparsegrad.temporal.TemporalWeightedHead.update_factors] at the
+    epoch's end; with ``"step"`` (Algorithm 1 read per minibatch) the update happens inside
+    every training forward, after the output is computed and before the loss. Under
+    ``torch.distributed`` the counts are summed over ranks first, so every rank holds the
+    same factors. No timestep right: factors unchanged. Nothing is counted or updated in
+    ``eval()``.
 
     Args:
         model: a module returning per-timestep outputs with ``T`` along ``time_dim``
             (``[T, B, K]`` for ``time_dim=0``).
-        T: number of timesteps (``>= 1``).
+        T: number of timesteps, an int ``>= 1``. Integer arguments may be Python, numpy
+            or 0-d torch integers, ``beta`` any real scalar; bools and strings are refused.
         beta: EMA momentum in ``[0, 1)``. Default 0.7 (paper).
         update_every: ``"epoch"`` (default) or ``"step"``.
         time_dim: the time dimension of the model's output. Default 0.
         warmup_epochs: keep the factors uniform during the first epochs (counted by
-            :meth:`update_factors` calls). Default 0.
+            [update_factors][sparsegrad.temporal.TemporalWeightedHead.update_factors]
+            calls). Default 0.
 
     Shape:
         - Output of ``model``: ``[T, B, K]`` (after moving ``time_dim`` to the front).
@@ -49,11 +60,20 @@ class TemporalWeightedHead(nn.Module):
     rank 0's) and saved as extra state.
 
     Raises:
-        ValueError: bad arguments; a model output that is not a 3-D tensor, or whose
-            ``time_dim`` is not ``T`` long; a target of another shape or dtype, or with a class
-            index outside ``[0, K)``.
+        ValueError: bad arguments (the message names the value); a model output that is
+            not a 3-D tensor, or whose ``time_dim`` is not ``T`` long; a target of another
+            shape or dtype, or with a class index outside ``[0, K)``.
 
-    Reference: paper Eq. 15-17 and Algorithm 1; DESIGN §2.4.
+    Reference: paper Eq. 15-17 and Algorithm 1; docs/design.md §2.4.
+
+    Example:
+        ```python
+        head = TemporalWeightedHead(timm.create_model("spiking_convnet_s", T=10), T=10)
+        for frames, labels in loader:                    # frames [B, T, 2, 34, 34]
+            loss = F.cross_entropy(head(frames, target=labels), labels)
+            ...
+        head.update_factors()                            # at each epoch's end
+        ```
     """
 
     def __init__(
@@ -67,21 +87,19 @@ class TemporalWeightedHead(nn.Module):
         warmup_epochs: int = 0,
     ):
         super().__init__()
-        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-            raise ValueError(f"TemporalWeightedHead: T must be an int >= 1, got {T!r}")
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
-            raise ValueError(f"TemporalWeightedHead: beta must be in [0, 1), got {beta!r}")
+        T = _check_int("T", T, minimum=1)
+        beta = _check_real("beta", beta, "a number in [0, 1)")
+        if not 0 <= beta < 1:
+            raise ValueError(f"TemporalWeightedHead: beta must be a number in [0, 1), got {beta!r}")
         if update_every not in ("epoch", "step"):
             raise ValueError(
                 f"TemporalWeightedHead: update_every must be 'epoch' or 'step', got {update_every!r}"
             )
-        if isinstance(time_dim, bool) or not isinstance(time_dim, int):
-            raise ValueError(f"TemporalWeightedHead: time_dim must be an int, got {time_dim!r}")
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-            raise ValueError(f"TemporalWeightedHead: warmup_epochs must be an int >= 0, got {warmup_epochs!r}")
+        time_dim = _check_int("time_dim", time_dim)
+        warmup_epochs = _check_int("warmup_epochs", warmup_epochs, minimum=0)
         self.model = model
         self.T = T
-        self.beta = float(beta)
+        self.beta = beta
         self.update_every = update_every
         self.time_dim = time_dim
         self.warmup_epochs = warmup_epochs
@@ -126,7 +144,9 @@ class TemporalWeightedHead(nn.Module):
         labels = self._labels(target, batch=out.shape[1], classes=out.shape[2]).to(out.device)
         if self.correct.device != out.device:
             self.correct, self.seen = self.correct.to(out.device), self.seen.to(out.device)
-        self.correct += (out.argmax(-1) == labels).sum(1)
+        # A timestep with a non-finite logit is wrong: argmax would read a NaN row as class 0.
+        hits = (out.argmax(-1) == labels) & torch.isfinite(out).all(-1)
+        self.correct += hits.sum(1)
         self.seen += labels.shape[0]
 
     @staticmethod
@@ -188,3 +208,29 @@ class TemporalWeightedHead(nn.Module):
             f"T={self.T}, beta={self.beta}, update_every={self.update_every!r}, "
             f"time_dim={self.time_dim}, warmup_epochs={self.warmup_epochs}"
         )
+
+
+def _is_bool(value) -> bool:
+    return isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool)
+
+
+def _check_int(name: str, value, minimum: int | None = None) -> int:
+    """``value`` as an int (Python, numpy or 0-d torch integer), at least ``minimum``."""
+    accepted = "an int" if minimum is None else f"an int >= {minimum}"
+    try:
+        if _is_bool(value):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"TemporalWeightedHead: {name} must be {accepted}, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ValueError(f"TemporalWeightedHead: {name} must be {accepted}, got {value!r}")
+    return number
+
+
+def _check_real(name: str, value, accepted: str) -> float:
+    """``value`` as a float (Python, numpy or 0-d torch real number); bools and strings fail."""
+    number = value.item() if isinstance(value, torch.Tensor) and value.ndim == 0 else value
+    if _is_bool(value) or isinstance(number, bool) or not isinstance(number, numbers.Real):
+        raise ValueError(f"TemporalWeightedHead: {name} must be {accepted}, got {value!r}")
+    return float(number)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import snntorch as snn
 import torch
@@ -125,12 +126,14 @@ def test_seed_and_generator_together_raise():
 def test_schedule_must_be_callable_and_return_a_valid_p():
     with pytest.raises(ValueError, match="schedule"):
         MaskedGradient(0.5, schedule=0.3)
-    msg = MaskedGradient(0.5, schedule=lambda step: 2.0)
-    with pytest.raises(ValueError, match="2.0"):
-        msg.p
-    rescaled = MaskedGradient(0.5, rescale=True, schedule=lambda step: 1.0)
-    with pytest.raises(ValueError):
-        rescaled.p
+    with pytest.raises(ValueError, match=r"schedule\(0\).*2.0"):
+        MaskedGradient(0.5, schedule=lambda step: 2.0)
+    with pytest.raises(ValueError, match="rescale"):
+        MaskedGradient(0.5, rescale=True, schedule=lambda step: 1.0)
+    later = MaskedGradient(0.5, schedule=lambda step: 0.5 if step < 2 else -1.0)
+    later.step()
+    with pytest.raises(ValueError, match=r"schedule\(2\).*-1.0"):
+        later.step()
 
 
 def test_schedule_drives_p_and_step_counter():
@@ -142,12 +145,35 @@ def test_schedule_drives_p_and_step_counter():
     assert msg.p == pytest.approx(0.2)
 
 
-def test_bad_schedule_value_raises_in_backward():
-    lif = LIF(surrogate="atan")
-    MaskedGradient(0.5, schedule=lambda step: -1.0).attach(lif)
-    out = lif(inputs((T, B, C)).requires_grad_(True))
-    with pytest.raises(ValueError, match="-1.0"):
-        out.sum().backward()
+def test_schedule_is_read_once_per_step_not_per_backward():
+    calls = []
+
+    def schedule(step):
+        calls.append(step)
+        return 0.5
+
+    msg = MaskedGradient(0.1, schedule=schedule, seed=0)
+    net = small_net()
+    msg.attach(net)
+    for _ in range(3):
+        grads_of(net, inputs((T, B, C)))
+    msg.step()
+    grads_of(net, inputs((T, B, C)))
+    assert calls == [0, 1]
+    assert msg.p == 0.5
+
+
+@pytest.mark.parametrize("rescale", ["False", "0", 0, 1, None])
+def test_rescale_must_be_a_bool_not_a_string(rescale):
+    with pytest.raises(ValueError, match=f"rescale must be True or False, got {rescale!r}"):
+        MaskedGradient(0.5, rescale=rescale)
+
+
+@pytest.mark.parametrize("p", [np.float32(0.5), np.float64(0.25), torch.tensor(0.5), np.int64(0)])
+def test_numpy_and_torch_scalars_are_accepted_as_p(p):
+    msg = MaskedGradient(p, rescale=np.bool_(True), seed=np.int64(3))
+    assert msg.p == float(p) and isinstance(msg.p, float)
+    assert msg.rescale is True and msg.seed == 3
 
 
 # ============================================================================ p = 0

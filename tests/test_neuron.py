@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -396,11 +397,35 @@ def test_bad_tau_raises(tau):
 
 
 @pytest.mark.parametrize(
-    ("v_threshold", "v_reset"), [(0.5, 0.5), (0.0, 0.1), (float("nan"), 0.0), (1.0, float("-inf"))]
+    ("v_threshold", "v_reset", "match"),
+    [(0.5, 0.5, "v_threshold > v_reset"), (0.0, 0.1, "v_threshold > v_reset"),
+     (float("nan"), 0.0, "v_threshold must be a finite number"), (1.0, float("-inf"), "v_reset must be a finite")],
 )
-def test_threshold_not_above_reset_raises(v_threshold, v_reset):
-    with pytest.raises(ValueError, match="v_threshold"):
+def test_threshold_not_above_reset_raises(v_threshold, v_reset, match):
+    with pytest.raises(ValueError, match=match):
         LIF(v_threshold=v_threshold, v_reset=v_reset)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"tau": True}, "tau .*got True"), ({"tau": "3"}, "tau .*got '3'"),
+     ({"v_threshold": "0.5"}, "v_threshold .*got '0.5'"), ({"v_reset": False}, "v_reset .*got False"),
+     ({"detach_reset": "0"}, "detach_reset must be True or False, got '0'"),
+     ({"detach_reset": "False"}, "detach_reset must be True or False, got 'False'"),
+     ({"backend": "cuda"}, "unknown backend 'cuda'")],
+)
+def test_lif_rejects_bools_and_strings_naming_the_value(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LIF(**kwargs)
+
+
+def test_lif_accepts_numpy_and_torch_scalars():
+    lif = LIF(tau=np.int64(2), v_threshold=np.float32(0.5), v_reset=torch.tensor(0.0),
+              detach_reset=np.bool_(True))
+    assert (lif.tau, lif.v_threshold, lif.v_reset, lif.detach_reset) == (2.0, 0.5, 0.0, True)
+    assert all(type(v) in (float, bool) for v in (lif.tau, lif.v_threshold, lif.v_reset, lif.detach_reset))
+    x = torch.randn(T, B, 5)
+    assert torch.equal(lif(x), LIF(detach_reset=True)(x))
 
 
 def test_unknown_surrogate_raises():

@@ -1,10 +1,11 @@
-"""Tests of TWO, the temporally weighted output (paper Eq. 15-17, Algorithm 1, DESIGN §2.4).
+"""Tests of TWO, the temporally weighted output (paper Eq. 15-17, Algorithm 1, docs/design.md §2.4).
 
 The wrapped model is mostly the identity, so the test writes the per-timestep logits
 itself and knows which timesteps classify which samples correctly."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -310,16 +311,34 @@ def test_counts_are_not_buffers_so_ddp_cannot_overwrite_them():
     assert names == {"factors", "epochs"}
 
 
-@pytest.mark.parametrize("T_bad", [0, -1, 2.5, True, "7", None])
-def test_bad_t_raises(T_bad):
-    with pytest.raises(ValueError, match="T"):
+@pytest.mark.parametrize(
+    "T_bad", [0, -1, 2.5, True, "7", None, np.True_, torch.tensor(True), np.float64(7.0), torch.tensor(7.0)]
+)
+def test_bad_t_raises_naming_the_value(T_bad):
+    with pytest.raises(ValueError, match=r"T must be an int >= 1, got ") as info:
         TemporalWeightedHead(Identity(), T=T_bad)
+    assert str(info.value).endswith(repr(T_bad))
 
 
-@pytest.mark.parametrize("beta", [1.0, -0.1, 1.5, float("nan"), True, "0.7"])
+@pytest.mark.parametrize("beta", [1.0, -0.1, 1.5, float("nan"), True, "0.7", np.True_, torch.tensor(False)])
 def test_bad_beta_raises(beta):
-    with pytest.raises(ValueError, match="beta"):
+    with pytest.raises(ValueError, match=r"beta must be a number in \[0, 1\), got "):
         TemporalWeightedHead(Identity(), T=T, beta=beta)
+
+
+@pytest.mark.parametrize("wrap", [int, np.int64, np.int32, torch.tensor], ids=["int", "int64", "int32", "tensor"])
+def test_numpy_and_torch_integers_are_accepted(wrap):
+    """Issue 9 item 7: numpy and torch scalars (e.g. from a config or a tensor) are numbers."""
+    head = TemporalWeightedHead(Identity(), T=wrap(4), time_dim=wrap(0), warmup_epochs=wrap(1))
+    assert (head.T, head.time_dim, head.warmup_epochs) == (4, 0, 1)
+    assert all(type(v) is int for v in (head.T, head.time_dim, head.warmup_epochs))
+    assert head.factors.shape == (4,)
+
+
+@pytest.mark.parametrize("beta", [np.float32(0.5), np.float64(0.5), torch.tensor(0.5), 0.5])
+def test_numpy_and_torch_reals_are_accepted_as_beta(beta):
+    head = TemporalWeightedHead(Identity(), T=T, beta=beta)
+    assert head.beta == 0.5 and type(head.beta) is float
 
 
 @pytest.mark.parametrize("update_every", ["batch", "Epoch", None, 1])
@@ -328,7 +347,7 @@ def test_bad_update_every_raises(update_every):
         TemporalWeightedHead(Identity(), T=T, update_every=update_every)
 
 
-@pytest.mark.parametrize("warmup", [-1, 1.5, True])
+@pytest.mark.parametrize("warmup", [-1, 1.5, True, "1"])
 def test_bad_warmup_raises(warmup):
     with pytest.raises(ValueError, match="warmup"):
         TemporalWeightedHead(Identity(), T=T, warmup_epochs=warmup)
@@ -363,6 +382,24 @@ def test_factors_stay_a_distribution_and_follow_eq17(beta, batches, mode):
         assert head.factors.sum().item() == pytest.approx(1.0, abs=1e-5)
         assert (head.factors >= 0).all()
         torch.testing.assert_close(head.factors.double(), want, rtol=1e-5, atol=1e-6)
+
+
+# ============================================================================ non-finite logits
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_timesteps_count_as_wrong(bad):
+    """Issue 9 item 8: argmax of a NaN row is 0, which must not score a hit for class 0."""
+    labels = torch.zeros(B, dtype=torch.long)  # class 0: what a NaN row's argmax gives
+    correct = torch.ones(T, B, dtype=torch.bool)
+    out = logits_for(correct, labels)
+    out[1] = bad  # the whole timestep is non-finite
+    out[2, :2, 1] = bad  # one non-finite logit (not the label's) in two samples
+    out[3, 0, 0] = bad  # in the label's own column
+    head = TemporalWeightedHead(Identity(), T=T, beta=0.0)
+    head(out, target=labels)
+    expected = [B, 0, B - 2, B - 1, B, B, B]
+    assert head.correct.tolist() == expected
+    head.update_factors()
+    torch.testing.assert_close(head.factors.double(), torch.tensor(expected).double() / sum(expected))
 
 
 # ============================================================================ bad targets

@@ -3,7 +3,8 @@
 Each block ends in a spike; the shortcut joins *after* it through a connect function
 ``g(A, S)`` of the block's spikes ``A`` and the shortcut's spikes ``S``: ``ADD`` (A + S,
 default), ``AND`` (A * S) or ``IAND`` ((1 - A) * S). The downsampling shortcut is
-conv1x1-BN-LIF, and no neuron follows the connection.
+conv1x1-BN-neuron, and no neuron follows the connection. The neuron is the model's
+``neuron_layer`` ([LIF][sparsegrad.neuron.LIF] by default).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from timm.models import register_model
 from timm.models._registry import generate_default_cfgs
 from torch import nn
 
-from ._blocks import ConvBN, SpikingConfig
-from .resnet import SpikingResNet, _cfg, create_resnet
+from ..layers import ConvBN, ConvBNNeuron, SpikingConfig
+from .resnet import SpikingResNet, _cfg, _create_resnet
 
 __all__ = ["SEWBasicBlock", "SEWBottleneck", "CONNECT_FUNCTIONS"]
 
@@ -37,15 +38,19 @@ def _check_cnf(cnf: str) -> str:
     return cnf
 
 
-class _SpikingShortcut(nn.Sequential):
-    """conv1x1-BN-LIF downsampling shortcut."""
-
-    def __init__(self, in_chans: int, out_chans: int, stride: int, cfg: SpikingConfig):
-        super().__init__(ConvBN(in_chans, out_chans, 1, stride, cfg), cfg.lif())
-
-
 class SEWBasicBlock(nn.Module):
-    """conv3x3-BN-LIF-conv3x3-BN-LIF, then ``g(out, shortcut)``.
+    """conv3x3-BN-neuron-conv3x3-BN-neuron, then ``g(out, shortcut)``.
+
+    Args:
+        in_chans: input channels.
+        planes: output channels.
+        stride: stride of the first conv and the shortcut.
+        cfg: neuron and BN settings.
+        cnf: connect function, ``"ADD"`` (default), ``"AND"`` or ``"IAND"``.
+
+    Shape:
+        - Input: spikes ``[T, B, in_chans, H, W]``.
+        - Output: ``[T, B, planes, H / stride, W / stride]`` (spike counts up to 2 with ADD).
 
     Reference: Fang et al., "Deep residual learning in spiking neural networks", NeurIPS 2021.
     """
@@ -55,19 +60,31 @@ class SEWBasicBlock(nn.Module):
     def __init__(self, in_chans: int, planes: int, stride: int, cfg: SpikingConfig, cnf: str = "ADD"):
         super().__init__()
         self.cnf = _check_cnf(cnf)
-        self.conv1 = ConvBN(in_chans, planes, 3, stride, cfg)
-        self.lif1 = cfg.lif()
-        self.conv2 = ConvBN(planes, planes, 3, 1, cfg)
-        self.lif2 = cfg.lif()
-        self.downsample = _SpikingShortcut(in_chans, planes, stride, cfg) if stride != 1 or in_chans != planes else None
+        self.conv1 = ConvBN(in_chans, planes, 3, stride, cfg.bn_mode)
+        self.neuron1 = cfg.neuron()
+        self.conv2 = ConvBN(planes, planes, 3, 1, cfg.bn_mode)
+        self.neuron2 = cfg.neuron()
+        reshape = stride != 1 or in_chans != planes
+        self.downsample = ConvBNNeuron(in_chans, planes, 1, stride, cfg) if reshape else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return connect(self.lif2(self.conv2(self.lif1(self.conv1(x)))), identity, self.cnf)
+        return connect(self.neuron2(self.conv2(self.neuron1(self.conv1(x)))), identity, self.cnf)
 
 
 class SEWBottleneck(nn.Module):
-    """conv1x1-BN-LIF-conv3x3-BN-LIF-conv1x1-BN-LIF (x4 channels), then ``g(out, shortcut)``.
+    """conv1x1-BN-neuron-conv3x3-BN-neuron-conv1x1-BN-neuron (x4 channels), then ``g(out, shortcut)``.
+
+    Args:
+        in_chans: input channels.
+        planes: width of the 3x3 conv; the output has ``4 * planes`` channels.
+        stride: stride of the 3x3 conv and the shortcut.
+        cfg: neuron and BN settings.
+        cnf: connect function, ``"ADD"`` (default), ``"AND"`` or ``"IAND"``.
+
+    Shape:
+        - Input: spikes ``[T, B, in_chans, H, W]``.
+        - Output: ``[T, B, 4 * planes, H / stride, W / stride]``.
 
     Reference: Fang et al., "Deep residual learning in spiking neural networks", NeurIPS 2021.
     """
@@ -78,17 +95,18 @@ class SEWBottleneck(nn.Module):
         super().__init__()
         self.cnf = _check_cnf(cnf)
         out_chans = planes * self.expansion
-        self.conv1 = ConvBN(in_chans, planes, 1, 1, cfg)
-        self.lif1 = cfg.lif()
-        self.conv2 = ConvBN(planes, planes, 3, stride, cfg)
-        self.lif2 = cfg.lif()
-        self.conv3 = ConvBN(planes, out_chans, 1, 1, cfg)
-        self.lif3 = cfg.lif()
-        self.downsample = _SpikingShortcut(in_chans, out_chans, stride, cfg) if stride != 1 or in_chans != out_chans else None
+        self.conv1 = ConvBN(in_chans, planes, 1, 1, cfg.bn_mode)
+        self.neuron1 = cfg.neuron()
+        self.conv2 = ConvBN(planes, planes, 3, stride, cfg.bn_mode)
+        self.neuron2 = cfg.neuron()
+        self.conv3 = ConvBN(planes, out_chans, 1, 1, cfg.bn_mode)
+        self.neuron3 = cfg.neuron()
+        reshape = stride != 1 or in_chans != out_chans
+        self.downsample = ConvBNNeuron(in_chans, out_chans, 1, stride, cfg) if reshape else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.lif3(self.conv3(self.lif2(self.conv2(self.lif1(self.conv1(x))))))
+        out = self.neuron3(self.conv3(self.neuron2(self.conv2(self.neuron1(self.conv1(x))))))
         return connect(out, identity, self.cnf)
 
 
@@ -103,18 +121,18 @@ _WIDTHS = (64, 128, 256, 512)
 def sew_resnet18(pretrained: bool = False, **kwargs) -> SpikingResNet:
     """SEW-ResNet18: [2, 2, 2, 2] SEW basic blocks; ``cnf`` = "ADD" | "AND" | "IAND"."""
     kwargs = {"layers": (2, 2, 2, 2), "widths": _WIDTHS, **kwargs}
-    return create_resnet("sew_resnet18", SEWBasicBlock, pretrained, **kwargs)
+    return _create_resnet("sew_resnet18", SEWBasicBlock, pretrained, **kwargs)
 
 
 @register_model
 def sew_resnet34(pretrained: bool = False, **kwargs) -> SpikingResNet:
     """SEW-ResNet34: [3, 4, 6, 3] SEW basic blocks (about 21.8 M parameters at 1000 classes)."""
     kwargs = {"layers": (3, 4, 6, 3), "widths": _WIDTHS, **kwargs}
-    return create_resnet("sew_resnet34", SEWBasicBlock, pretrained, **kwargs)
+    return _create_resnet("sew_resnet34", SEWBasicBlock, pretrained, **kwargs)
 
 
 @register_model
 def sew_resnet50(pretrained: bool = False, **kwargs) -> SpikingResNet:
     """SEW-ResNet50: [3, 4, 6, 3] SEW bottlenecks (x4 expansion)."""
     kwargs = {"layers": (3, 4, 6, 3), "widths": _WIDTHS, **kwargs}
-    return create_resnet("sew_resnet50", SEWBottleneck, pretrained, **kwargs)
+    return _create_resnet("sew_resnet50", SEWBottleneck, pretrained, **kwargs)

@@ -1,6 +1,6 @@
 """Plain spiking conv stacks: TET's VGGSNN and the paper's CIFARNet.
 
-Every conv is 3x3 conv-BN-LIF; ``"A"`` is a 2x2 average pool (the paper replaces max
+Every conv is 3x3 conv-BN-neuron; ``"A"`` is a 2x2 average pool (the paper replaces max
 pooling by average pooling). The classifier is one Linear layer on the flattened
 feature map, whose size follows from ``img_size``.
 """
@@ -8,21 +8,14 @@ feature map, whose size follows from ``img_size``.
 from __future__ import annotations
 
 import torch
-from timm.models import build_model_with_cfg, register_model
+from timm.models import register_model
 from timm.models._registry import generate_default_cfgs
 from torch import nn
 
-from ._blocks import (
-    Classifier,
-    ConvBNLIF,
-    SpikingClassifierMixin,
-    SpikingConfig,
-    SpikingEncoder,
-    avg_pool,
-    check_no_pretrained,
-)
+from ..layers import ConvBNNeuron, SpikingConfig, SpikingEncoder, TimeAvgPool2d
+from ._base import SpikingNet, build_spiking, default_cfg
 
-__all__ = ["SpikingVGG"]
+__all__ = ["SpikingVGG", "LAYOUTS"]
 
 LAYOUTS = {
     # TET (Deng et al. 2022), VGGSNN for 48x48 DVS frames: FC(512*3*3).
@@ -33,33 +26,45 @@ LAYOUTS = {
 }
 
 
-class SpikingVGG(SpikingClassifierMixin, nn.Module):
-    """A VGG-style spiking network: conv-BN-LIF layers and average pools, then a Linear.
+def _split_stages(layout: tuple) -> list[tuple]:
+    """``layout[1:]`` (after the stem's conv) cut after each pool: one tuple per stage."""
+    stages, current = [], []
+    for item in layout[1:]:
+        current.append(item)
+        if item == "A":
+            stages.append(tuple(current))
+            current = []
+    return stages + ([tuple(current)] if current else [])
+
+
+class SpikingVGG(SpikingNet):
+    """A VGG-style spiking network: conv-BN-neuron layers and average pools, then a Linear.
+
+    A stage ends at each pool. Feature maps (``features_only=True``): each stage's output,
+    ``[T, B, C, H, W]`` spikes (pooled), reductions 2, 4, 8, ...; the last one is what the
+    classifier flattens.
 
     Args:
         layout: conv widths (ints) and ``"A"`` (2x2 average pool), in order; starts with a conv.
-        num_classes: classifier outputs. Default 10.
+        num_classes: classifier outputs; 0 for none. Default 10.
         in_chans: input channels (2 for DVS polarities, 3 for RGB).
         img_size: input height and width (int or ``(H, W)``); sets the classifier's size.
-        T: timesteps. Static images are presented at every step (direct encoding).
-        tau: LIF membrane time constant, in timesteps. Default 2.0 (paper).
-        v_threshold: LIF threshold. Default 0.5 (paper).
-        surrogate: surrogate name. Default ``"pl"``.
-        alpha: surrogate sharpness; None for the surrogate's default.
-        detach_reset: stop the gradient through the reset. Default False.
-        bn_mode: ``"merged"`` or ``"per_step"`` (see :class:`~sparsegrad.models._blocks.TimeBatchNorm2d`).
         drop_rate: dropout before the classifier.
+        **kwargs: the fields of [SpikingConfig][sparsegrad.layers.SpikingConfig]: ``T``,
+            ``neuron_layer``, ``tau``, ``v_threshold``, ``v_reset``, ``surrogate``,
+            ``alpha``, ``detach_reset``, ``bn_mode``.
 
     Shape:
-        - Input: ``[B, C, H, W]`` static images or ``[B, T, C, H, W]`` event frames.
+        - Input: ``[B, C, H, W]`` static images (presented at every timestep) or
+          ``[B, T, C, H, W]`` event frames.
         - Output: per-timestep logits ``[T, B, num_classes]``.
 
     Raises:
-        ValueError: ``img_size`` too small to survive the pools, or an input whose rank,
-            channels, ``T`` or size do not match (the shape is named).
+        ValueError: ``img_size`` too small to survive the pools, bad neuron settings, or an
+            input whose rank, channels, ``T`` or size do not match (the shape is named).
 
     Reference: Deng et al., "Temporal efficient training of spiking neural network via
-    gradient re-weighting", ICLR 2022 (VGGSNN); the paper §5 (CIFARNet); DESIGN §4.
+    gradient re-weighting", ICLR 2022 (VGGSNN); the paper §5 (CIFARNet); docs/design.md §4.
     """
 
     def __init__(
@@ -68,18 +73,12 @@ class SpikingVGG(SpikingClassifierMixin, nn.Module):
         num_classes: int = 10,
         in_chans: int = 3,
         img_size: int | tuple[int, int] = 32,
-        T: int = 4,
-        tau: float = 2.0,
-        v_threshold: float = 0.5,
-        surrogate: str = "pl",
-        alpha: float | None = None,
-        detach_reset: bool = False,
-        bn_mode: str = "merged",
         drop_rate: float = 0.0,
+        **kwargs: object,
     ):
         super().__init__()
-        cfg = SpikingConfig(T, tau, v_threshold, surrogate, alpha, detach_reset, bn_mode)
-        self.T, self.num_classes, self.in_chans = T, num_classes, in_chans
+        cfg = SpikingConfig(**kwargs)
+        self.T, self.in_chans = cfg.T, in_chans
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         n_pools = layout.count("A")
         if min(self.img_size) < 2**n_pools:
@@ -87,69 +86,68 @@ class SpikingVGG(SpikingClassifierMixin, nn.Module):
                 f"img_size={img_size} does not survive {n_pools} 2x2 pools; use at least {2**n_pools}"
             )
         self.stem = SpikingEncoder(in_chans, layout[0], 3, 1, cfg)
-        layers, width, size = [], layout[0], list(self.img_size)
-        for item in layout[1:]:
-            if item == "A":
-                layers.append(_AvgPool())
-                size = [s // 2 for s in size]
-            else:
-                layers.append(ConvBNLIF(width, item, 3, 1, cfg))
-                width = item
-        self.features = nn.Sequential(*layers)
-        self.num_features = width * size[0] * size[1]
-        self.drop_rate, self.global_pool = drop_rate, False
-        self.head = Classifier(self.num_features, num_classes, drop_rate, global_pool=False)
+        self.stem_pool = nn.Identity()
+        stages, self.feature_info = [], []
+        width, reduction = layout[0], 1
+        for i, items in enumerate(_split_stages(layout)):
+            layers = []
+            for item in items:
+                if item == "A":
+                    layers.append(TimeAvgPool2d(2))
+                    reduction *= 2
+                else:
+                    layers.append(ConvBNNeuron(width, item, 3, 1, cfg))
+                    width = item
+            stages.append(nn.Sequential(*layers))
+            self.feature_info.append({"num_chs": width, "reduction": reduction, "module": f"stages.{i}"})
+        self.stages = nn.Sequential(*stages)
+        side_h, side_w = (s // reduction for s in self.img_size)
+        self._init_interface(width * side_h * side_w, num_classes, drop_rate, global_pool="")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_size(x)
+        return super().forward_features(x)
+
+    def forward_intermediates(self, x: torch.Tensor, *args, **kwargs):
+        self._check_size(x)
+        return super().forward_intermediates(x, *args, **kwargs)
+
+    def _check_size(self, x) -> None:
         if isinstance(x, torch.Tensor) and x.ndim in (4, 5) and tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(
                 f"input of shape {list(x.shape)} has spatial size {tuple(x.shape[-2:])}; this "
                 f"model was built for img_size={self.img_size} (pass img_size= to create_model)"
             )
-        return self.features(self.stem(x))
 
 
-
-class _AvgPool(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return avg_pool(x, 2)
-
-
-def _cfg(**kwargs) -> dict:
-    return {
-        "url": "",
-        "num_classes": 10,
-        "pool_size": None,
-        "first_conv": "stem.conv_bn.conv",
-        "classifier": "head.fc",
-        **kwargs,
-    }
+def _create_vgg(variant: str, pretrained: bool = False, **kwargs) -> SpikingVGG:
+    kwargs = {"layout": LAYOUTS[variant], **kwargs}
+    return build_spiking(SpikingVGG, variant, pretrained, len(_split_stages(kwargs["layout"])), **kwargs)
 
 
 default_cfgs = generate_default_cfgs(
     {
-        "vggsnn": _cfg(input_size=(2, 48, 48), mean=(0.0, 0.0), std=(1.0, 1.0)),
-        "spiking_cifarnet": _cfg(
-            input_size=(3, 32, 32), mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616)
+        "vggsnn": default_cfg(
+            num_classes=10, input_size=(2, 48, 48), fixed_input_size=True, mean=(0.0, 0.0), std=(1.0, 1.0)
+        ),
+        "spiking_cifarnet": default_cfg(
+            num_classes=10,
+            input_size=(3, 32, 32),
+            fixed_input_size=True,
+            mean=(0.4914, 0.4822, 0.4465),
+            std=(0.2470, 0.2435, 0.2616),
         ),
     }
 )
 
 
-def _create(variant: str, pretrained: bool = False, **kwargs) -> SpikingVGG:
-    check_no_pretrained(variant, pretrained)
-    return build_model_with_cfg(SpikingVGG, variant, pretrained=False, layout=LAYOUTS[variant], **kwargs)
-
-
 @register_model
 def vggsnn(pretrained: bool = False, **kwargs) -> SpikingVGG:
     """VGGSNN (TET) for 48x48 event frames: 2 input channels, T=10, FC(512*3*3)."""
-    kwargs = {"in_chans": 2, "img_size": 48, "T": 10, **kwargs}
-    return _create("vggsnn", pretrained, **kwargs)
+    return _create_vgg("vggsnn", pretrained, **{"T": 10, **kwargs})
 
 
 @register_model
 def spiking_cifarnet(pretrained: bool = False, **kwargs) -> SpikingVGG:
     """The paper's CIFARNet for 32x32 images, T=4."""
-    kwargs = {"in_chans": 3, "img_size": 32, "T": 4, **kwargs}
-    return _create("spiking_cifarnet", pretrained, **kwargs)
+    return _create_vgg("spiking_cifarnet", pretrained, **{"T": 4, **kwargs})

@@ -1,0 +1,237 @@
+"""The mask sampler behind [MaskedGradient][sparsegrad.masked.MaskedGradient].
+
+One object holds everything random about MSG: the drop probability ``p`` (read from the
+schedule once per [step][sparsegrad.masked.MaskedGradient.step]), the seed and
+generators, the statistics, and the state that resumes the mask stream exactly. The
+installers ask it for masks; they hold no randomness of their own.
+
+Two ways to draw:
+
+- torch kernels, spikingjelly neurons, module inputs and optimizer gradients get a
+  materialised 0/1 mask from torch's generators (``draw_keep``);
+- the native LIF kernels (``cpp``, ``triton``) get a [KernelMask][sparsegrad._masks.sampler.KernelMask]:
+  ``p`` and a Philox4x32-10 (key, offset) pair from which the kernel regenerates each
+  element's keep bit in its backward, as Triton's ``tl.rand(key, offset + index) > p``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .._validate import check_bool, check_int, check_real
+
+__all__ = ["MaskSampler", "KernelMask", "NeuronMaskCache"]
+
+
+def check_p(p, rescale: bool, where: str) -> float:
+    """``p`` as a float in ``[0, 1]``; ``p = 1`` is refused with ``rescale``."""
+    p = check_real(f"{where}: p", p, 0.0, 1.0, what="(the drop probability)")
+    if rescale and p == 1:
+        raise ValueError(f"{where}: p=1 with rescale=True would scale by 1/(1-p) = inf; use p < 1")
+    return p
+
+
+@dataclass(frozen=True)
+class KernelMask:
+    """What a native kernel needs to mask ``SG'`` without a mask tensor.
+
+    Element ``i`` of the call's ``[T, B, ...]`` gradient is kept when
+    ``philox_uniform(key, offset + j) > p``, with ``j = i`` (``"element"``) or ``j`` the
+    index of ``i``'s neuron within one timestep and sample (``"neuron"``); kept entries
+    are multiplied by ``scale``.
+    """
+
+    p: float
+    scale: float
+    per_neuron: bool
+    key: int
+    offset: int
+
+
+class NeuronMaskCache:
+    """Holds one ``"neuron"``-granularity mask for the duration of one neuron forward."""
+
+    __slots__ = ("keep", "dropped")
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self, *_) -> None:
+        """Forget the mask (also usable as a forward pre-hook)."""
+        self.keep = None
+        self.dropped = None
+
+
+class MaskSampler:
+    """Draws MSG's keep masks and counts what they drop. Arguments as
+    [MaskedGradient][sparsegrad.masked.MaskedGradient], validated here."""
+
+    def __init__(
+        self,
+        p: float,
+        rescale: bool,
+        granularity: str,
+        seed: int | None,
+        generator: torch.Generator | None,
+        schedule: Callable[[int], float] | None,
+    ):
+        self.rescale = check_bool("MaskedGradient: rescale", rescale)
+        self.fixed_p = check_p(p, self.rescale, "MaskedGradient")
+        if granularity not in ("element", "neuron"):
+            raise ValueError(
+                f"MaskedGradient: granularity must be 'element' or 'neuron', got {granularity!r}"
+            )
+        if seed is not None and generator is not None:
+            raise ValueError("MaskedGradient: give either seed or generator, not both")
+        if seed is not None:
+            seed = check_int("MaskedGradient: seed", seed, 0, 2**64 - 1)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"MaskedGradient: generator must be a torch.Generator, got {generator!r}")
+        if schedule is not None and not callable(schedule):
+            raise ValueError(f"MaskedGradient: schedule must be callable(step) -> p, got {schedule!r}")
+        self.granularity = granularity
+        self.seed = seed
+        self.schedule = schedule
+        self.generators: dict[str, torch.Generator] = {}
+        if generator is not None:
+            self.generators[str(generator.device)] = generator
+        self.step_count = 0
+        self.philox_offset = 0
+        self.seen = 0
+        self.dropped: dict[str, torch.Tensor] = {}
+        self.p = self._read_p()
+
+    # ------------------------------------------------------------------------- p, state
+    def _read_p(self) -> float:
+        if self.schedule is None:
+            return self.fixed_p
+        return check_p(self.schedule(self.step_count), self.rescale, f"schedule({self.step_count})")
+
+    def step(self) -> None:
+        """Advance the step counter and read the schedule's ``p`` for the new step."""
+        self.step_count += 1
+        self.p = self._read_p()
+
+    def stats(self) -> dict[str, int]:
+        return {"seen": self.seen, "dropped": sum(int(d) for d in self.dropped.values())}
+
+    def state_dict(self) -> dict:
+        return {
+            "step_count": self.step_count,
+            "stats": self.stats(),
+            "generators": {k: g.get_state() for k, g in self.generators.items()},
+            "philox_offset": self.philox_offset,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = int(state["step_count"])
+        self.seen = int(state["stats"]["seen"])
+        self.dropped = {"cpu": torch.tensor(int(state["stats"]["dropped"]))}
+        self.philox_offset = int(state.get("philox_offset", 0))
+        for key, gen_state in state["generators"].items():
+            self.generators.setdefault(key, torch.Generator(key)).set_state(gen_state)
+        self.p = self._read_p()
+
+    def count(self, seen: int, dropped: torch.Tensor, device: torch.device) -> None:
+        """Add ``seen`` gradient elements and ``dropped`` (an int64 tensor) to the stats."""
+        self.seen += seen
+        key = str(device)
+        self.dropped[key] = self.dropped.get(key, 0) + dropped
+
+    # ------------------------------------------------------------------ native kernels
+    def kernel_mask(self, mask_numel: int) -> KernelMask:
+        """A Philox (key, offset) pair covering ``mask_numel`` fresh counters.
+
+        Keyed by ``seed`` (or the given generator's seed) with a running offset saved by
+        ``state_dict``; without either, each call draws its key from torch's global RNG.
+        """
+        if self.seed is not None or self.generators:
+            key = self.seed if self.seed is not None else next(iter(self.generators.values())).initial_seed()
+            offset = self.philox_offset
+            self.philox_offset = (offset + mask_numel) % 2**63
+        else:
+            key, offset = int(torch.randint(0, 2**63 - 1, ())), 0
+        scale = 1 / (1 - self.p) if self.rescale else 1.0
+        return KernelMask(self.p, scale, self.granularity == "neuron", key % 2**64, offset)
+
+    # ----------------------------------------------------------------- materialised
+    def _generator(self, device: torch.device) -> torch.Generator | None:
+        key = str(device)
+        if key not in self.generators:
+            if self.seed is None and not self.generators:
+                return None
+            seed = self.seed if self.seed is not None else next(iter(self.generators.values())).initial_seed()
+            self.generators[key] = torch.Generator(device).manual_seed(seed)
+        return self.generators[key]
+
+    def draw_keep(self, shape: torch.Size, like: torch.Tensor, p: float) -> torch.Tensor:
+        """Keep mask in ``like``'s dtype and device: 1 with probability ``1 - p``, else 0.
+
+        Random bytes compared with a threshold (one ``torch.ge`` into the mask) cost a
+        fraction of ``bernoulli_``. 8 random bits per element when ``p`` is a multiple of
+        1/256 (0.5 is), otherwise 16 bits: ``p`` is exact to 2**-16.
+        """
+        bits = 8 if (p * 256).is_integer() else 16
+        levels = 1 << bits
+        cut = round(p * levels)
+        if cut == levels:
+            return torch.zeros(shape, dtype=like.dtype, device=like.device)
+        numel = math.prod(shape)
+        words = torch.empty((numel * bits + 63) // 64, dtype=torch.int64, device=like.device)
+        words.random_(-(1 << 63), None, generator=self._generator(like.device))
+        uniform = words.view(torch.int8 if bits == 8 else torch.int16)[:numel].view(shape)
+        keep = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return torch.ge(uniform, cut - levels // 2, out=keep)
+
+    def mask(
+        self,
+        grad: torch.Tensor,
+        shape: torch.Size,
+        inplace: bool,
+        cache: NeuronMaskCache | None = None,
+    ) -> torch.Tensor:
+        """Multiply ``grad`` by a fresh keep mask of ``shape`` (broadcast to ``grad``),
+        rescaled by ``1/(1-p)`` if asked. ``cache`` keeps one mask across calls."""
+        p = self.p
+        if p == 0:
+            self.seen += grad.numel()
+            return grad
+        if cache is not None and cache.keep is not None:
+            keep, dropped = cache.keep, cache.dropped
+        else:
+            keep = self.draw_keep(shape, grad, p)
+            # Sums of 0/1 in float32 are exact below 2**24 elements; counts are kept in int64.
+            kept = keep.sum(dtype=torch.float64 if keep.numel() >= 1 << 24 else torch.float32)
+            dropped = (keep.numel() - kept).to(torch.int64)
+            if self.rescale:
+                keep.mul_(1 / (1 - p))
+            if cache is not None:
+                cache.keep, cache.dropped = keep, dropped
+        self.count(grad.numel(), dropped * (grad.numel() // keep.numel()), grad.device)
+        return grad.mul_(keep) if inplace else grad * keep
+
+    def activation_shape(self, shape: torch.Size, shared_dims: int) -> torch.Size:
+        """Mask shape for an activation: ``"neuron"`` shares it over ``shared_dims`` leading dims."""
+        if self.granularity == "element":
+            return shape
+        if len(shape) <= shared_dims:
+            raise ValueError(
+                f"MaskedGradient(granularity='neuron') shares one mask over the first {shared_dims} "
+                f"dims of an activation (time-first [T, B, ...]), but got a gradient of shape "
+                f"{list(shape)}; use granularity='element' for this activation"
+            )
+        return torch.Size((1,) * shared_dims + shape[shared_dims:])
+
+    def mask_activation(self, grad, shared_dims, inplace, cache=None) -> torch.Tensor:
+        shape = self.activation_shape(grad.shape, shared_dims)
+        return self.mask(grad, shape, inplace, cache if shape != grad.shape else None)
+
+    def param_shape(self, grad: torch.Tensor) -> torch.Size:
+        """Mask shape for a parameter: ``"neuron"`` draws one value per output unit (dim 0)."""
+        if self.granularity == "element" or grad.ndim == 0:
+            return grad.shape
+        return torch.Size((grad.shape[0],) + (1,) * (grad.ndim - 1))

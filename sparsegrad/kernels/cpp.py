@@ -1,0 +1,129 @@
+"""The ``"cpp"`` LIF backend: a C++ CPU kernel built on first use and cached.
+
+The source, ``sparsegrad/kernels/lif_cpu.cpp``, is compiled with
+``torch.utils.cpp_extension.load`` the first time the backend is used (one line on
+stderr says so; it takes under a minute) into
+
+    ~/.cache/sparsegrad/torch_extensions/<python>-torch<version>-<cpu>-<source>/sparsegrad_lif_cpu/
+
+(``$XDG_CACHE_HOME`` replaces ``~/.cache`` when set). Later processes load it from there in
+well under a second; a new source, torch or CPU gets its own folder and build. To
+force a rebuild, delete that folder or call
+[build][sparsegrad.kernels.cpp.build] with ``rebuild=True``:
+
+    python -c "from sparsegrad.kernels import cpp; cpp.build(rebuild=True)"
+
+Without a working compiler the backend is unavailable: ``"auto"`` (and an explicit
+``"cpp"``) use ``"torch"`` instead, after one warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+
+__all__ = ["build", "load", "CppKernels"]
+
+_SOURCE = Path(__file__).with_name("lif_cpu.cpp")
+_NAME = "sparsegrad_lif_cpu"
+_lock = threading.Lock()
+_state: dict = {}  # "module" once loaded, "error" once failed
+
+
+def _cpu_tag() -> str:
+    """A short tag of this CPU: the build uses -march=native, so it must not be shared."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2]
+        ident = "\n".join(lines)
+    except OSError:
+        ident = platform.processor()
+    return hashlib.sha1(f"{platform.machine()}\n{ident}".encode()).hexdigest()[:10]
+
+
+def build_directory() -> Path:
+    """Where the compiled extension is cached."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    source = hashlib.sha1(_SOURCE.read_bytes()).hexdigest()[:8]
+    tag = f"{python}-torch{torch.__version__.replace('+', '_')}-{_cpu_tag()}-{source}"
+    return cache / "sparsegrad" / "torch_extensions" / tag / _NAME
+
+
+def build(rebuild: bool = False):
+    """Compile (or load the cached) C++ extension and return it.
+
+    Args:
+        rebuild: delete the cached build first.
+
+    Raises:
+        RuntimeError: no compiler, or the build failed (the message says why).
+    """
+    from torch.utils import cpp_extension
+
+    directory = build_directory()
+    if rebuild and directory.exists():
+        shutil.rmtree(directory)
+    fresh = not any(directory.glob(f"{_NAME}*.so"))
+    if fresh:
+        print(f"sparsegrad: building the C++ LIF kernel once (about a minute) in {directory}", file=sys.stderr)
+    directory.mkdir(parents=True, exist_ok=True)
+    flags = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
+    return cpp_extension.load(
+        name=_NAME,
+        sources=[str(_SOURCE)],
+        extra_cflags=flags,
+        extra_ldflags=["-fopenmp"],
+        build_directory=str(directory),
+        verbose=False,
+    )
+
+
+def load():
+    """The compiled extension, or None (after one warning) when it cannot be built."""
+    with _lock:
+        if "module" not in _state and "error" not in _state:
+            try:
+                _state["module"] = build()
+            except Exception as error:  # no compiler, no headers, a failed build: all fall back
+                _state["error"] = error
+                first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                warnings.warn(
+                    f"sparsegrad: the C++ LIF kernel could not be built ({first_line}); "
+                    "using the 'torch' backend",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        return _state.get("module")
+
+
+class CppKernels:
+    """[LIFKernels][sparsegrad.kernels.native.LIFKernels] over the compiled extension."""
+
+    dtypes = (torch.float32, torch.float64)
+
+    def __init__(self, module):
+        self.module = module
+
+    def forward(self, x, tau, v_threshold, v_reset):
+        return self.module.forward(x, tau, v_threshold, v_reset)
+
+    def backward(self, grad, h, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, mask):
+        if mask is None:
+            args = (False, 0.0, 1.0, False, 1, 0, 0)
+        else:
+            neurons = h[0, 0].numel() if h.ndim > 2 else 1
+            key = mask.key - 2**64 if mask.key >= 2**63 else mask.key  # as int64 bits
+            args = (True, mask.p, mask.scale, mask.per_neuron, neurons, key, mask.offset)
+        grad_x, dropped = self.module.backward(
+            grad, h, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, *args
+        )
+        return grad_x, dropped

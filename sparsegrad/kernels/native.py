@@ -1,0 +1,53 @@
+"""The autograd Function shared by the native LIF backends (``cpp``, ``triton``).
+
+Forward runs the backend's fused forward and saves ``H`` only. Backward asks MSG's hook
+(if one is installed) for a [KernelMask][sparsegrad._masks.sampler.KernelMask] and hands it
+to the backend's fused backward, which regenerates the keep bits and counts the drops.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+__all__ = ["NativeLIF", "LIFKernels"]
+
+
+class LIFKernels(Protocol):
+    """What a native backend provides."""
+
+    def forward(self, x: torch.Tensor, tau: float, v_threshold: float, v_reset: float):
+        """``(spikes, H)``, both shaped like ``x``."""
+
+    def backward(self, grad, h, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, mask):
+        """``(grad_x, dropped)``: ``dropped`` an int64 tensor (0 without a mask)."""
+
+
+class NativeLIF(torch.autograd.Function):
+    """``apply(x, kernels, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset,
+    mask_hook) -> spikes``; ``mask_hook`` is MSG's surrogate hook or None."""
+
+    @staticmethod
+    def forward(ctx, x, kernels, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, mask_hook):
+        spikes, h = kernels.forward(x, tau, v_threshold, v_reset)
+        ctx.save_for_backward(h)
+        ctx.params = (kernels, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, mask_hook)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        if torch.is_grad_enabled():  # backward(create_graph=True): no silent zero 2nd order
+            raise RuntimeError(
+                "lif_multistep's fused backward is not differentiable: higher-order gradients "
+                "(create_graph=True) through the LIF kernel are not supported"
+            )
+        (h,) = ctx.saved_tensors
+        kernels, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, mask_hook = ctx.params
+        mask = None if mask_hook is None else mask_hook.kernel_mask(h.shape)
+        grad_x, dropped = kernels.backward(
+            grad_spikes, h, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, mask
+        )
+        if mask is not None:
+            mask_hook.count(h.numel(), dropped)
+        return grad_x, None, None, None, None, None, None, None, None

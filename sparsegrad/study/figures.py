@@ -1,0 +1,141 @@
+"""The study's figures (PNG, matplotlib's Agg canvas, no pyplot): accuracy per variant, accuracy
+against p (paper Fig. 5), TWO factors over epochs (Fig. 3), firing rate per layer (Fig. 6a) and
+training time per epoch (Fig. 6b), each with and without MSG."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy import stats
+
+__all__ = ["plot_all"]
+
+
+def _figure(ncols: int, width: float = 4.6, height: float = 3.6) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, list(fig.subplots(1, ncols, squeeze=False)[0])
+
+
+def _mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return float(x.mean()), 0.0
+    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
+def _pick(records, **match) -> list[dict]:
+    return [r for r in records if all(r[k] == v for k, v in match.items())]
+
+
+def plot_variants(records, tasks: dict[str, str], variants: Sequence[str], path: Path) -> Path:
+    """Test accuracy per variant: seeds as grey paired lines, mean with its 95 % t interval."""
+    fig, axes = _figure(len(tasks))
+    for ax, (task, title) in zip(axes, tasks.items()):
+        by_seed: dict[int, list[float]] = {}
+        for i, v in enumerate(variants):
+            rows = _pick(records, task=task, variant=v)
+            for r in rows:
+                by_seed.setdefault(r["seed"], [math.nan] * len(variants))[i] = r["test_acc"]
+            mean, half = _mean_ci([r["test_acc"] for r in rows])
+            ax.errorbar(i, mean, yerr=half, fmt="o", color="C0", capsize=5, zorder=3)
+        for accs in by_seed.values():
+            ax.plot(range(len(variants)), accs, color="0.75", lw=0.8, zorder=1)
+        ax.set_xticks(range(len(variants)), variants)
+        ax.set_title(title)
+        ax.set_ylabel("test accuracy (%)")
+    return _save(fig, path)
+
+
+def plot_sweep(rows: Sequence[dict], records, task: str, title: str, seeds: Sequence[int], path: Path) -> Path:
+    """Accuracy against the drop probability p (MSG alone) on the sweep's seeds: each seed, and
+    the mean with its 95 % t interval."""
+    fig, (ax,) = _figure(1, width=5.5)
+    means, halves = [], []
+    for r in rows:
+        accs = [x["test_acc"] for x in _pick(records, task=task, variant=r["variant"]) if x["seed"] in seeds]
+        ax.scatter([r["p"]] * len(accs), accs, color="0.6", s=12, zorder=2)
+        mean, half = _mean_ci(accs)
+        means.append(mean)
+        halves.append(half)
+    ax.errorbar([r["p"] for r in rows], means, yerr=halves, fmt="-o", color="C1", capsize=5, zorder=3)
+    ax.set_xlabel("MSG drop probability p")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{title}: accuracy against p (Fig. 5)")
+    return _save(fig, path)
+
+
+def plot_factors(records, tasks: dict[str, str], path: Path) -> Path:
+    """TWO factors after each epoch, mean over the seeds of the TWO variant (Fig. 3)."""
+    fig, axes = _figure(len(tasks))
+    for ax, (task, title) in zip(axes, tasks.items()):
+        runs = np.array([r["factors_by_epoch"] for r in _pick(records, task=task, variant="TWO")])
+        mean = runs.mean(0)  # [epochs, T]
+        epochs = np.arange(1, mean.shape[0] + 1)
+        for t in range(mean.shape[1]):
+            ax.plot(epochs, mean[:, t], marker=".", label=f"t={t + 1}")
+        ax.axhline(1 / mean.shape[1], color="0.5", ls=":", lw=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("TWO factor")
+        ax.set_title(f"{title}: TWO factors (Fig. 3)")
+        ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def _paired_bars(ax, labels: Sequence[str], groups: dict[str, list[list[float]]]) -> None:
+    width = 0.8 / len(groups)
+    x = np.arange(len(labels))
+    for i, (name, runs) in enumerate(groups.items()):
+        values = np.array(runs, dtype=float)
+        ax.bar(x + (i - (len(groups) - 1) / 2) * width, values.mean(0), width,
+               yerr=values.std(0, ddof=1) if len(values) > 1 else None, capsize=3, label=name)
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
+    ax.legend(fontsize=8)
+
+
+def plot_firing_rate(records, tasks: dict[str, str], path: Path) -> Path:
+    """Mean firing rate of each LIF layer without and with MSG (Fig. 6a), mean ± sd over seeds."""
+    fig, axes = _figure(len(tasks))
+    for ax, (task, title) in zip(axes, tasks.items()):
+        groups = {v: [list(r["firing_rate"].values()) for r in _pick(records, task=task, variant=v)]
+                  for v in ("none", "MSG")}
+        layers = list(_pick(records, task=task, variant="none")[0]["firing_rate"])
+        _paired_bars(ax, layers, groups)
+        ax.set_ylabel("spikes per neuron and timestep")
+        ax.set_title(f"{title}: firing rate (Fig. 6a)")
+    return _save(fig, path)
+
+
+def plot_epoch_time(records, tasks: dict[str, str], path: Path) -> Path:
+    """Median training time per epoch without and with MSG (Fig. 6b), mean ± sd over seeds."""
+    fig, axes = _figure(len(tasks), width=3.4)
+    for ax, (task, title) in zip(axes, tasks.items()):
+        groups = {v: [[r["median_train_time_s"]] for r in _pick(records, task=task, variant=v)]
+                  for v in ("none", "MSG", "TWO", "MSG&TWO")}
+        _paired_bars(ax, ["train time per epoch"], groups)
+        ax.set_ylabel("seconds")
+        ax.set_title(f"{title} (Fig. 6b)")
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_all(records, tasks: dict[str, str], variants: Sequence[str], sweep: Sequence[dict],
+             sweep_task: str, sweep_seeds: Sequence[int], folder: Path) -> list[Path]:
+    """Every figure of the study into ``folder``; returns their paths."""
+    return [
+        plot_variants(records, tasks, variants, folder / "accuracy_per_variant.png"),
+        plot_sweep(sweep, records, sweep_task, tasks[sweep_task], sweep_seeds, folder / "accuracy_vs_p.png"),
+        plot_factors(records, tasks, folder / "two_factors.png"),
+        plot_firing_rate(records, tasks, folder / "firing_rate.png"),
+        plot_epoch_time(records, tasks, folder / "epoch_time.png"),
+    ]

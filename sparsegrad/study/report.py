@@ -1,0 +1,72 @@
+"""The study's tables: accuracy per variant and each variant against the baseline, paired by seed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sparsegrad.study.plan import VARIANTS
+from sparsegrad.study.stats import mean_sd, paired_comparison
+
+__all__ = ["ablation_rows", "sweep_rows", "markdown_table", "most_moved_by_msg"]
+
+BASELINE = "none"
+
+
+def _by_seed(records: Sequence[dict], task: str, variant: str) -> dict[int, float]:
+    return {r["seed"]: r["test_acc"] for r in records if r["task"] == task and r["variant"] == variant}
+
+
+def _row(label: str, acc: dict[int, float], base: dict[int, float], baseline_label: str) -> dict:
+    seeds = sorted(acc)
+    mean, sd = mean_sd([acc[s] for s in seeds])
+    row = {"variant": label, "n": len(seeds), "acc_mean": mean, "acc_sd": sd}
+    if label != baseline_label:
+        if sorted(base) != seeds:
+            raise ValueError(f"{label!r} ran seeds {seeds}, the baseline {sorted(base)}: not paired")
+        row.update(paired_comparison([acc[s] for s in seeds], [base[s] for s in seeds]))
+    return row
+
+
+def ablation_rows(records: Sequence[dict], task: str) -> list[dict]:
+    """One row per variant of ``task``: accuracy mean ± sd (%) and, against ``none``, the mean
+    paired difference (points) with its 95 % t interval, Wilcoxon and sign-flip p-values."""
+    base = _by_seed(records, task, BASELINE)
+    return [_row(label, _by_seed(records, task, label), base, BASELINE) for label in VARIANTS]
+
+
+def sweep_rows(records: Sequence[dict], task: str, labels: dict[float, str], seeds: Sequence[int]) -> list[dict]:
+    """One row per ``p`` (labels: ``{p: variant label}``) on ``seeds``, against ``p = 0``."""
+    def acc(label: str) -> dict[int, float]:
+        every = _by_seed(records, task, label)
+        return {s: every[s] for s in seeds}
+
+    base = acc(labels[0.0])
+    return [{"p": p, **_row(label, acc(label), base, labels[0.0])} for p, label in sorted(labels.items())]
+
+
+def most_moved_by_msg(records: Sequence[dict], tasks: Sequence[str]) -> str:
+    """The task whose mean paired difference MSG - none is largest in size (the sweep's task)."""
+    def moved(task: str) -> float:
+        return abs(next(r for r in ablation_rows(records, task) if r["variant"] == "MSG")["mean_diff"])
+    return max(tasks, key=moved)
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def markdown_table(rows: Sequence[dict], first: str = "variant") -> str:
+    """A Markdown table of ablation or sweep rows (accuracy in %, differences in points)."""
+    head = [first, "seeds", "test acc % (mean ± sd)", "Δ vs baseline (points)", "95 % CI", "Wilcoxon p",
+            "sign-flip p"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        key = f"{r['p']:g}" if first == "p" else r["variant"]
+        cells = [key, str(r["n"]), f"{r['acc_mean']:.2f} ± {r['acc_sd']:.2f}"]
+        if "mean_diff" in r:
+            cells += [f"{r['mean_diff']:+.2f}", f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]",
+                      _fmt_p(r["wilcoxon_p"]), _fmt_p(r["permutation_p"])]
+        else:
+            cells += ["(baseline)", "", "", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
