@@ -1,5 +1,5 @@
-"""Tests of SeqToANN, the Accelerate training engine (one epoch, evaluation, one seed's set-up,
-validation, the generic entry point, bring-your-own data) and the N-MNIST demo recipe."""
+"""Tests of the Accelerate training engine (one epoch, evaluation, one seed's set-up, validation,
+the generic entry point, bring-your-own data, faults and kill -9 resume) and the N-MNIST demo."""
 
 from __future__ import annotations
 
@@ -24,56 +24,10 @@ from sparsegrad.train.config import validate
 from sparsegrad.train.fit import epoch_seed, setup
 from sparsegrad.train.runner import make_accelerator
 
-from helpers import convnet_s, load_script, write_image_folder  # noqa: F401  (convnet_s: a fixture)
+from helpers import load_script, write_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
 T, B = 5, 3  # distinct, so a swapped axis fails
-
-
-# ------------------------------------------------------------------------------ SeqToANN
-def test_seq_to_ann_matches_per_timestep():
-    torch.manual_seed(0)
-    block = SeqToANN(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.AvgPool2d(2),
-                     nn.Flatten(), nn.Linear(4 * 3 * 3, 7)).eval()  # eval: BN uses running stats
-    x = torch.randn(T, B, 2, 6, 6)
-    per_frame = nn.Sequential(*block)  # the same modules, as a plain Sequential
-    expected = torch.stack([per_frame(x[t]) for t in range(T)])
-    out = block(x)
-    assert out.shape == (T, B, 7)
-    torch.testing.assert_close(out, expected)
-
-
-def test_seq_to_ann_batchnorm_statistics_over_time_and_batch():
-    torch.manual_seed(0)
-    block = SeqToANN(nn.BatchNorm2d(4))
-    x = torch.randn(T, B, 4, 2, 2) * 3 + 1
-    out = block(x)
-    merged = out.reshape(T * B, 4, 2, 2)
-    torch.testing.assert_close(merged.mean((0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
-    torch.testing.assert_close(block[0].running_mean, 0.1 * x.mean((0, 1, 3, 4)))
-
-
-def test_seq_to_ann_gradient_flows():
-    block = SeqToANN(nn.Linear(4, 2))
-    x = torch.randn(T, B, 4, requires_grad=True)
-    block(x).sum().backward()
-    assert x.grad.shape == (T, B, 4)
-    torch.testing.assert_close(x.grad[0, 0], block[0].weight.sum(0))
-
-
-@pytest.mark.parametrize("bad", [torch.randn(B, 4), torch.randn(7), "frames"])
-def test_seq_to_ann_rejects_non_sequences(bad):
-    with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
-        SeqToANN(nn.Linear(4, 2))(bad)
-
-
-def test_seq_to_ann_rejects_modules_that_change_the_batch():
-    class Squash(nn.Module):
-        def forward(self, x):
-            return x.sum(0)
-
-    with pytest.raises(ValueError, match="T\\*B"):
-        SeqToANN(Squash())(torch.randn(T, B, 4))
 
 
 # ------------------------------------------------------------------------------ engine
@@ -165,10 +119,10 @@ def _nmnist(out: Path, model: str, **changes) -> RecipeConfig:
     return RecipeConfig(**{**fields, **changes})
 
 
-def test_msg_and_two_variants_share_initial_weights_and_batches(tmp_path, convnet_s):
+def test_msg_and_two_variants_share_initial_weights_and_batches(tmp_path):
     """Same seed, different msg / two / p: same initial weights, same global RNG state after
     set-up, hence the same (augmented) first batch; MSG draws from its own generator."""
-    base = _nmnist(tmp_path, convnet_s, augment=True, msg=False, two=False)
+    base = _nmnist(tmp_path, "spiking_convnet_s", augment=True, msg=False, two=False)
     accelerator = make_accelerator(base)
     train, test = load_splits("nmnist", None, T=2, augment=True)
     spec = input_spec(base, train, test)
@@ -261,9 +215,9 @@ def test_any_dataset_pair_trains(tmp_path):
 
 
 # ------------------------------------------------------------------------------ the demo recipe
-def test_demo_prints_one_table_and_writes_the_figures(tmp_path, convnet_s, capsys):
+def test_demo_prints_one_table_and_writes_the_figures(tmp_path, capsys):
     demo = load_script(REPO / "recipes" / "nmnist_demo.py")
-    recipe = dataclasses.replace(demo.CONFIG, epochs=1, T=3, batch_size=8, out_dir=tmp_path)
+    recipe = dataclasses.replace(demo.CONFIG, epochs=1, T=3, batch_size=8, tensorboard=False, out_dir=tmp_path)
     folder = demo.main(demo.Demo(recipe=recipe, limit=16))
     out = capsys.readouterr().out
     table = (folder / "table.txt").read_text()
@@ -282,7 +236,7 @@ def test_demo_prints_one_table_and_writes_the_figures(tmp_path, convnet_s, capsy
     assert (folder / "variants.png").is_file()
 
 
-def test_demo_recipe_learns(tmp_path, convnet_s):
+def test_demo_recipe_learns(tmp_path):
     """3 epochs on 300 embedded N-MNIST recordings (T = 4, MSG and TWO on) reach >= 60 % test
     accuracy on the 100 held-out recordings (81 % when written); chance is 10 %."""
     demo = load_script(REPO / "recipes" / "nmnist_demo.py")
