@@ -26,11 +26,11 @@ from typing import Literal
 
 import tyro
 
-from sparsegrad.train import run_variants, write_csv, write_json
+from sparsegrad.train import run_variants
 from sparsegrad.train.cli import VARIANTS_CLI, RecipeChoice
 from sparsegrad.train.paper import ABLATION, TABLE2
 from sparsegrad.train.plots import plot_variants
-from sparsegrad.train.report import format_table
+from sparsegrad.train.report import format_table, write_variant_records
 from sparsegrad.train.runner import make_accelerator
 
 Variant = Literal["none", "TWO", "MSG", "MSG&TWO"]
@@ -59,11 +59,8 @@ def main(ablation: Ablation) -> Path:
     accelerator.print(f"\nTable 2 for {cfg.name} ({len(rows[0]['seeds'])} seed(s) per variant)\n{table}\n\n"
                       f"ablation folder: {folder}")
     if accelerator.is_main_process:
-        (folder / "table.txt").write_text(table + "\n", encoding="utf-8")
-        write_json(folder / "ablation.json", {"recipe": cfg.name, "rows": rows, "table": table})
-        write_csv(folder / "ablation.csv", [
-            {"variant": r["variant"], "test_acc": r["test_acc"], "test_acc_sd": r["test_acc_sd"],
-             "best_test_acc": r["best_test_acc"], "paper": r["paper"], "run_dir": r["run_dir"]} for r in rows])
+        write_variant_records(folder, "ablation", cfg.name, rows, table,
+                              ("variant", "test_acc", "test_acc_sd", "best_test_acc", "paper", "run_dir"))
         plot_variants(rows, folder / "ablation.png", title=f"Table 2: {cfg.name}")
     accelerator.wait_for_everyone()
     return folder

@@ -32,11 +32,11 @@ import tyro
 
 from sparsegrad.train import RecipeConfig, run_variants
 from sparsegrad.train.plots import plot_variants
-from sparsegrad.train.report import format_table
+from sparsegrad.train.report import format_table, write_variant_records
 from sparsegrad.train.runner import make_accelerator
 
 CONFIG = RecipeConfig(name="nmnist_demo", dataset="nmnist", model="spiking_convnet_s", T=10, epochs=8,
-                      batch_size=32, seeds=(0,), num_workers=0, frame_cache=False, tensorboard=False)
+                      batch_size=32, seeds=(0,), num_workers=0, frame_cache=False)
 """The demo's defaults; every field is a flag (``--epochs``, ``--batch-size``, ``--p``, ...)."""
 
 Variant = Literal["SG", "+TWO", "+MSG", "+MSG&TWO"]
@@ -65,7 +65,8 @@ def main(demo: Demo | None = None) -> Path:
     folder, rows = run_variants(cfg, {v: VARIANTS[v] for v in demo.variants}, kind="", accelerator=accelerator)
     table = format_table(rows, "variant")
     if accelerator.is_main_process:
-        (folder / "table.txt").write_text(table + "\n", encoding="utf-8")
+        write_variant_records(folder, "results", cfg.name, rows, table,
+                              ("variant", "test_acc", "test_acc_sd", "best_test_acc", "time_s", "run_dir"))
         plot_variants(rows, folder / "variants.png", title="N-MNIST demo")
     accelerator.print(f"\n{table}\n\nresults in {folder}\nfigures: {folder}/variants.png and, per variant, "
                       f"{folder}/<variant>/seed-<s>/plots/ (curves, acc_per_timestep, two_factors, firing_rate, "

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import tyro
 
-from sparsegrad.train import run_variants, write_csv, write_json
+from sparsegrad.train import run_variants
 from sparsegrad.train.cli import VARIANTS_CLI, RecipeChoice
 from sparsegrad.train.plots import plot_sweep
-from sparsegrad.train.report import format_table
+from sparsegrad.train.report import format_table, write_variant_records
 from sparsegrad.train.runner import make_accelerator
 
 
@@ -58,11 +58,8 @@ def main(sweep: Sweep) -> Path:
     accelerator.print(f"\nFig. 5 for {cfg.name} (surrogate {cfg.surrogate}, TWO {'on' if cfg.two else 'off'})\n"
                       f"{table}\n\nsweep folder: {folder}")
     if accelerator.is_main_process:
-        (folder / "table.txt").write_text(table + "\n", encoding="utf-8")
-        write_json(folder / "sweep.json", {"recipe": cfg.name, "rows": rows, "table": table})
-        write_csv(folder / "sweep.csv", [
-            {"p": r["p"], "test_acc": r["test_acc"], "test_acc_sd": r["test_acc_sd"],
-             "best_test_acc": r["best_test_acc"], "run_dir": r["run_dir"]} for r in rows])
+        write_variant_records(folder, "sweep", cfg.name, rows, table,
+                              ("p", "test_acc", "test_acc_sd", "best_test_acc", "run_dir"))
         plot_sweep(rows, folder / "sweep_p.png",
                    title=f"{cfg.name}, {cfg.surrogate} surrogate: accuracy vs p (Fig. 5)")
     accelerator.wait_for_everyone()

@@ -1,5 +1,5 @@
-"""Shared test helpers: writers of each dataset's native file format, image folders, and a
-stand-in for the demo network until branch ``models`` registers it.
+"""Shared test helpers: writers of each dataset's native file format, image folders, loading a
+script of ``recipes/``.
 
 Test modules import from here (``from helpers import ...``); no test module imports another.
 """
@@ -10,17 +10,9 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import pytest
-import timm.models._registry as timm_registry
-import torch
 from PIL import Image
-from timm.models import PretrainedCfg
-from torch import nn
 
-import sparsegrad.models
 from sparsegrad.data.frames import EVENT_DTYPE
-from sparsegrad.layers import SeqToANN
-from sparsegrad.neuron import LIF
 
 # ----------------------------------------------------------------------------- native event formats
 
@@ -103,46 +95,6 @@ def write_image_folder(root: Path, classes: dict[str, int], *, mode: str = "RGB"
             pixels = np.clip(rng.normal(level, 20, (size[1], size[0], channels)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode).save(root / name / f"{i}.png")
     return root
-
-
-# ----------------------------------------------------------------------------- demo network stand-in
-
-
-class StandInConvNet(nn.Module):
-    """conv3x3-BN-LIF-AvgPool2 for channels (32, 64), then a linear readout per timestep: the
-    architecture branch ``models`` registers as ``spiking_convnet_s`` (the old demo network)."""
-
-    def __init__(self, num_classes=10, in_chans=2, T=10, img_size=34, channels=(32, 64), **lif):
-        super().__init__()
-        side = img_size if isinstance(img_size, int) else img_size[0]
-        c1, c2 = channels
-        self.T = T
-        neuron = {k: v for k, v in lif.items() if k in ("surrogate", "alpha")}
-        self.features = nn.Sequential(
-            SeqToANN(nn.Conv2d(in_chans, c1, 3, padding=1, bias=False), nn.BatchNorm2d(c1)), LIF(**neuron),
-            SeqToANN(nn.AvgPool2d(2), nn.Conv2d(c1, c2, 3, padding=1, bias=False), nn.BatchNorm2d(c2)),
-            LIF(**neuron))
-        self.classifier = SeqToANN(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(c2 * (side // 4) ** 2, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x.transpose(0, 1)))
-
-
-def _stand_in(pretrained: bool = False, **kwargs) -> StandInConvNet:
-    return StandInConvNet(**kwargs)
-
-
-@pytest.fixture
-def convnet_s(monkeypatch):
-    """``spiking_convnet_s`` as the engine sees it. Until branch ``models`` registers the real
-    model, a stand-in of the same architecture is registered for the test's duration only."""
-    name = "spiking_convnet_s"
-    if name not in sparsegrad.models.MODEL_NAMES:
-        monkeypatch.setitem(timm_registry._model_entrypoints, name, _stand_in)
-        monkeypatch.setitem(timm_registry._model_pretrained_cfgs, name,
-                            PretrainedCfg(input_size=(2, 34, 34), fixed_input_size=True))
-        monkeypatch.setattr(sparsegrad.models, "MODEL_NAMES", (*sparsegrad.models.MODEL_NAMES, name))
-    return name
 
 
 def load_script(path: Path):

@@ -1,5 +1,5 @@
-"""Tests of SeqToANN, the Accelerate training engine (one epoch, evaluation, one seed's set-up,
-validation, the generic entry point, bring-your-own data) and the N-MNIST demo recipe."""
+"""Tests of the Accelerate training engine (one epoch, evaluation, one seed's set-up, validation,
+the generic entry point, bring-your-own data, faults and kill -9 resume) and the N-MNIST demo."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from accelerate import Accelerator
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from sparsegrad import LIF, MaskedGradient, TemporalWeightedHead
+from sparsegrad import MaskedGradient, TemporalWeightedHead
 from sparsegrad.layers import SeqToANN
 from sparsegrad.data import load_splits
 from sparsegrad.train import RecipeConfig, evaluate, run, train_one_epoch
@@ -24,56 +24,10 @@ from sparsegrad.train.config import validate
 from sparsegrad.train.fit import epoch_seed, setup
 from sparsegrad.train.runner import make_accelerator
 
-from helpers import convnet_s, load_script, write_image_folder  # noqa: F401  (convnet_s: a fixture)
+from helpers import load_script, write_image_folder
 
 REPO = Path(__file__).resolve().parents[1]
 T, B = 5, 3  # distinct, so a swapped axis fails
-
-
-# ------------------------------------------------------------------------------ SeqToANN
-def test_seq_to_ann_matches_per_timestep():
-    torch.manual_seed(0)
-    block = SeqToANN(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.AvgPool2d(2),
-                     nn.Flatten(), nn.Linear(4 * 3 * 3, 7)).eval()  # eval: BN uses running stats
-    x = torch.randn(T, B, 2, 6, 6)
-    per_frame = nn.Sequential(*block)  # the same modules, as a plain Sequential
-    expected = torch.stack([per_frame(x[t]) for t in range(T)])
-    out = block(x)
-    assert out.shape == (T, B, 7)
-    torch.testing.assert_close(out, expected)
-
-
-def test_seq_to_ann_batchnorm_statistics_over_time_and_batch():
-    torch.manual_seed(0)
-    block = SeqToANN(nn.BatchNorm2d(4))
-    x = torch.randn(T, B, 4, 2, 2) * 3 + 1
-    out = block(x)
-    merged = out.reshape(T * B, 4, 2, 2)
-    torch.testing.assert_close(merged.mean((0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
-    torch.testing.assert_close(block[0].running_mean, 0.1 * x.mean((0, 1, 3, 4)))
-
-
-def test_seq_to_ann_gradient_flows():
-    block = SeqToANN(nn.Linear(4, 2))
-    x = torch.randn(T, B, 4, requires_grad=True)
-    block(x).sum().backward()
-    assert x.grad.shape == (T, B, 4)
-    torch.testing.assert_close(x.grad[0, 0], block[0].weight.sum(0))
-
-
-@pytest.mark.parametrize("bad", [torch.randn(B, 4), torch.randn(7), "frames"])
-def test_seq_to_ann_rejects_non_sequences(bad):
-    with pytest.raises(ValueError, match=r"\[T, B, \.\.\.\]"):
-        SeqToANN(nn.Linear(4, 2))(bad)
-
-
-def test_seq_to_ann_rejects_modules_that_change_the_batch():
-    class Squash(nn.Module):
-        def forward(self, x):
-            return x.sum(0)
-
-    with pytest.raises(ValueError, match="T\\*B"):
-        SeqToANN(Squash())(torch.randn(T, B, 4))
 
 
 # ------------------------------------------------------------------------------ engine
@@ -165,10 +119,10 @@ def _nmnist(out: Path, model: str, **changes) -> RecipeConfig:
     return RecipeConfig(**{**fields, **changes})
 
 
-def test_msg_and_two_variants_share_initial_weights_and_batches(tmp_path, convnet_s):
+def test_msg_and_two_variants_share_initial_weights_and_batches(tmp_path):
     """Same seed, different msg / two / p: same initial weights, same global RNG state after
     set-up, hence the same (augmented) first batch; MSG draws from its own generator."""
-    base = _nmnist(tmp_path, convnet_s, augment=True, msg=False, two=False)
+    base = _nmnist(tmp_path, "spiking_convnet_s", augment=True, msg=False, two=False)
     accelerator = make_accelerator(base)
     train, test = load_splits("nmnist", None, T=2, augment=True)
     spec = input_spec(base, train, test)
@@ -261,9 +215,9 @@ def test_any_dataset_pair_trains(tmp_path):
 
 
 # ------------------------------------------------------------------------------ the demo recipe
-def test_demo_prints_one_table_and_writes_the_figures(tmp_path, convnet_s, capsys):
+def test_demo_prints_one_table_and_writes_the_figures(tmp_path, capsys):
     demo = load_script(REPO / "recipes" / "nmnist_demo.py")
-    recipe = dataclasses.replace(demo.CONFIG, epochs=1, T=3, batch_size=8, out_dir=tmp_path)
+    recipe = dataclasses.replace(demo.CONFIG, epochs=1, T=3, batch_size=8, tensorboard=False, out_dir=tmp_path)
     folder = demo.main(demo.Demo(recipe=recipe, limit=16))
     out = capsys.readouterr().out
     table = (folder / "table.txt").read_text()
@@ -282,10 +236,196 @@ def test_demo_prints_one_table_and_writes_the_figures(tmp_path, convnet_s, capsy
     assert (folder / "variants.png").is_file()
 
 
-def test_demo_recipe_learns(tmp_path, convnet_s):
+def test_demo_recipe_learns(tmp_path):
     """3 epochs on 300 embedded N-MNIST recordings (T = 4, MSG and TWO on) reach >= 60 % test
     accuracy on the 100 held-out recordings (81 % when written); chance is 10 %."""
     demo = load_script(REPO / "recipes" / "nmnist_demo.py")
     cfg = dataclasses.replace(demo.CONFIG, T=4, epochs=3, train_limit=300, plots=False, out_dir=tmp_path)
     result = json.loads((run(cfg) / "results.json").read_text())["runs"][0]
     assert result["test_acc"] >= 0.6, result
+
+
+# ------------------------------------------------------------------------------ faults (issue 9)
+def _count_allreduces(rank: int, world: int, port: int, out: Path) -> None:
+    """One of two gloo ranks: 4 micro-batches, accumulation 2; counts DDP's all-reduces."""
+    import os
+
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world), ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2, step_scheduler_with_optimizer=False)
+    torch.manual_seed(0)
+    net = StepLogits()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    net, optimizer, loader = accelerator.prepare(net, optimizer, toy_loader(n=32, batch=4))
+    calls = []
+
+    def counting_hook(state, bucket):
+        calls.append(bucket.index())
+        return default_hooks.allreduce_hook(state, bucket)
+
+    net.register_comm_hook(None, counting_hook)
+    train_one_epoch(accelerator, TemporalWeightedHead(net, T), optimizer, loader, nn.CrossEntropyLoss())
+    weights = torch.cat([p.detach().flatten() for p in net.parameters()])
+    torch.save({"allreduces": len(calls), "weights": weights}, out / f"rank{rank}.pt")
+
+
+def test_gradient_accumulation_all_reduces_once_per_optimizer_step(tmp_path):
+    """Two gloo ranks, 4 micro-batches each, accumulation 2: 2 all-reduces per rank, not 4."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_count_allreduces, args=(2, port, tmp_path), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
+    assert [r["allreduces"] for r in ranks] == [2, 2]
+    assert torch.equal(ranks[0]["weights"], ranks[1]["weights"])  # the last micro-batch did synchronise
+
+
+def _small(out: Path, **changes) -> RecipeConfig:
+    fields = dict(name="r", dataset="nmnist", model="spiking_resnet18", img_size=16, T=2, epochs=2, seeds=(0,),
+                  batch_size=4, train_limit=8, eval_limit=4, num_workers=0, frame_cache=False, keep_checkpoints=2,
+                  tensorboard=False, plots=False, out_dir=out)
+    return RecipeConfig(**{**fields, **changes})
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished 2-epoch run (checkpoints of epochs 1 and 2 kept)."""
+    cfg = _small(tmp_path_factory.mktemp("finished"))
+    return cfg, run(cfg)
+
+
+def test_extending_a_finished_run_follows_the_replanned_cosine(finished, tmp_path):
+    import math
+    import shutil
+
+    from sparsegrad.train import load_checkpoint
+    from sparsegrad.train.config import learning_rate
+
+    cfg, run_dir = finished
+    shutil.copytree(run_dir, tmp_path / "run")
+    run(dataclasses.replace(cfg, epochs=4, resume=tmp_path / "run"))
+    history = load_checkpoint(tmp_path / "run" / "seed-0" / "checkpoints")[1]["history"]
+    lr = learning_rate(cfg)
+    assert [h["lr"] for h in history] == pytest.approx(
+        [lr, lr / 2] + [lr * (1 + math.cos(math.pi * e / 4)) / 2 for e in (2, 3)])  # never 0
+
+
+def test_resuming_with_fewer_epochs_than_trained_is_an_error(finished):
+    cfg, run_dir = finished
+    before = (run_dir / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"--epochs 1 is fewer than the 2 epochs already trained in .*state-e0002"):
+        run(dataclasses.replace(cfg, epochs=1, resume=run_dir))
+    assert (run_dir / "config.json").read_text() == before
+
+
+@pytest.mark.parametrize("damaged", ["state-e0002.pt", "model-e0002.safetensors"])
+def test_truncated_checkpoint_names_the_file_and_an_earlier_one(finished, tmp_path, damaged):
+    import shutil
+
+    from sparsegrad.train.checkpoint import DamagedCheckpointError
+
+    cfg, run_dir = finished
+    shutil.copytree(run_dir, tmp_path / "run")
+    folder = tmp_path / "run" / "seed-0" / "checkpoints"
+    data = (folder / damaged).read_bytes()
+    (folder / damaged).write_bytes(data[: len(data) // 2])
+    (tmp_path / "run" / "seed-0" / "result.json").unlink()
+    with pytest.raises(DamagedCheckpointError, match=rf"{folder / damaged} is damaged .*the earlier checkpoint "
+                                                     rf"{folder / 'state-e0001.pt'} can be used instead"):
+        run(dataclasses.replace(cfg, resume=tmp_path / "run"))
+
+
+def test_a_failed_ablation_leaves_no_folder(tmp_path):
+    from sparsegrad.train import run_variants
+
+    cfg = _small(tmp_path / "runs", dataset="cifar10dvs", data_root=tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="--data-root"):
+        run_variants(cfg, {"none": {"msg": False}, "MSG": {"msg": True}}, kind="ablation")
+    assert not (tmp_path / "runs").exists()
+
+
+def _train_process(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "sparsegrad.train", "--dataset", "nmnist", "--model", "spiking_resnet18",
+            "--img-size", "16", "--T", "2", "--epochs", "2", "--seeds", "0", "--batch-size", "4", "--train-limit", "12",
+            "--eval-limit", "4", "--num-workers", "0", "--no-frame-cache", "--keep-checkpoints", "2",
+            "--no-tensorboard", "--no-plots", "--name", "crash", "--out-dir", str(out), *extra]
+
+
+def _final_state(run_dir: Path) -> tuple[dict, dict]:
+    from sparsegrad.train import load_checkpoint
+
+    weights, state = load_checkpoint(run_dir / "seed-0" / "checkpoints" / "state-e0002.pt")
+    for row in state["history"]:
+        for key in [k for k in row if k.endswith("time_s")]:
+            del row[key]
+    del state["config"]  # holds --resume
+    return weights, state
+
+
+def _assert_same(a, b, where="state") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    """The uninterrupted run, as a separate process."""
+    import os
+
+    out = tmp_path_factory.mktemp("straight")
+    subprocess.run(_train_process(out), env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO, check=True,
+                   capture_output=True, timeout=300)
+    (run_dir,) = out.glob("crash-*")
+    return run_dir
+
+
+@pytest.mark.parametrize("pause_at", ["step:4", "save:2"], ids=["mid-epoch", "inside-checkpoint-write"])
+def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path, straight, pause_at):
+    """A run killed with SIGKILL in epoch 2 (after its first optimizer step, or with the state
+    file of epoch 2 written to its temporary name but not renamed), then resumed, ends bit for bit
+    where an uninterrupted run ends: weights, optimizer, scheduler, RNGs, TWO state, MSG generator
+    and statistics, history. The half-written checkpoint is never picked up."""
+    import os
+    import signal
+    import time
+
+    from sparsegrad.train import latest_checkpoint
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    paused = tmp_path / "paused"
+    proc = subprocess.Popen(_train_process(tmp_path / "killed"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            env={**env, "SPARSEGRAD_PAUSE_AT": pause_at, "SPARSEGRAD_PAUSED": str(paused)})
+    deadline = time.monotonic() + 300
+    while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert paused.exists(), f"the run did not reach {pause_at} (exit code {proc.poll()})"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (run_dir,) = (tmp_path / "killed").glob("crash-*")
+    folder = run_dir / "seed-0" / "checkpoints"
+    assert latest_checkpoint(folder).name == "state-e0001.pt"
+    assert (folder / ".state-e0002.pt.tmp").exists() == (pause_at == "save:2")
+    resumed = subprocess.run(_train_process(tmp_path / "killed", "--resume", str(run_dir)), env=env, cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout + resumed.stderr and "state-e0001.pt" in resumed.stdout + resumed.stderr
+    assert not list(folder.glob(".*.tmp"))
+    (w1, s1), (w2, s2) = _final_state(straight), _final_state(run_dir)
+    _assert_same(w1, w2, "weights")
+    _assert_same(s1, s2)
+    assert s2["ranks"][0]["msg"]["stats"]["dropped"] > 0 and len(set(s2["ranks"][0]["factors"])) > 1

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from sparsegrad.data.splits import natural_key
 
-__all__ = ["list_files", "locate_root"]
+__all__ = ["class_files", "list_files", "locate_root"]
 
 
 def locate_root(
@@ -46,6 +46,18 @@ def list_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     order of their path relative to ``folder``."""
     files = [p for p in folder.rglob("*") if p.name.endswith(suffixes) and p.is_file()]
     return sorted(files, key=lambda p: natural_key(p.relative_to(folder).as_posix()))
+
+
+def class_files(folders: Sequence[Path], suffixes: tuple[str, ...]) -> tuple[list[Path], list[int]]:
+    """Every file of each class folder (natural order), labelled by the folder's position;
+    a missing folder contributes none."""
+    files: list[Path] = []
+    targets: list[int] = []
+    for label, folder in enumerate(folders):
+        found = list_files(folder, suffixes) if folder.is_dir() else []
+        files += found
+        targets += [label] * len(found)
+    return files, targets
 
 
 def check_train_flag(train) -> bool:

@@ -39,9 +39,9 @@ import numpy as np
 import tonic
 import torch
 
-from sparsegrad.data._layout import check_train_flag, list_files, locate_root
+from sparsegrad.data._layout import check_train_flag, class_files, locate_root
 from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset
-from sparsegrad.data.splits import split_per_class
+from sparsegrad.data.splits import split_part
 
 __all__ = ["CIFAR10DVS", "read_cifar10dvs"]
 
@@ -225,24 +225,19 @@ class CIFAR10DVS(EventFrameDataset):
         if download and not self._holds_data(root) and not self._holds_data(root / "CIFAR10DVS"):
             tonic.datasets.CIFAR10DVS(save_to=str(root))
         folder = locate_root(root, ("", "CIFAR10DVS"), self._holds_data, "CIFAR10-DVS", _LAYOUT)
-        files: list[Path] = []
-        targets: list[int] = []
-        for label, name in enumerate(CLASSES):
-            class_files = list_files(folder / name, SUFFIXES) if (folder / name).is_dir() else []
-            if not class_files:
-                raise FileNotFoundError(
-                    f"CIFAR10-DVS class folder {folder / name} is missing or holds no .aedat / "
-                    f".aedat4 files; expected\n{_LAYOUT}"
-                )
-            files += class_files
-            targets += [label] * len(class_files)
-        train_idx, test_idx = split_per_class(targets, train_fraction)
-        keep = train_idx if train else test_idx
+        files, targets = class_files([folder / name for name in CLASSES], SUFFIXES)
+        empty = [name for label, name in enumerate(CLASSES) if label not in set(targets)]
+        if empty:
+            raise FileNotFoundError(
+                f"CIFAR10-DVS class folder {folder / empty[0]} is missing or holds no .aedat / "
+                f".aedat4 files; expected\n{_LAYOUT}"
+            )
+        files, targets = split_part(files, targets, train, train_fraction)
         self.train = train
         self.train_fraction = train_fraction
         super().__init__(
-            [files[i] for i in keep],
-            [targets[i] for i in keep],
+            files,
+            targets,
             root=folder,
             split="train" if train else "test",
             T=T,

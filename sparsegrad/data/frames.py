@@ -99,16 +99,7 @@ def events_to_frames(
     if len(events) >= 2**31:
         raise ValueError(f"{where}{len(events)} events could overflow int32 frame counts")
 
-    x = np.asarray(events["x"]).astype(np.int64)
-    y = np.asarray(events["y"]).astype(np.int64)
-    bad = (x < 0) | (x >= width) | (y < 0) | (y >= height)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{where}{int(bad.sum())} events lie outside the {width}x{height} sensor, the first "
-            f"(event {i}) at x={int(x[i])}, y={int(y[i])}; the file is corrupt or not a "
-            "recording of this dataset"
-        )
+    x, y = check_in_sensor(events, width, height, where)
     channel = _polarity_channel(np.asarray(events["p"]), n_pol, where)
 
     t = np.asarray(events["t"])
@@ -136,6 +127,26 @@ def _polarity_channel(p: np.ndarray, n_pol: int, where: str) -> np.ndarray:
             f"{where}polarities must be coded 0/1 or -1/1, got the values {sorted(values)[:6]}"
         )
     return (p > 0).astype(np.int64)
+
+
+def check_in_sensor(events: np.ndarray, width: int, height: int, where: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """The events' ``x`` and ``y`` as int64 arrays, after checking they lie on the sensor.
+
+    Raises:
+        ValueError: an event outside ``[0, width) x [0, height)``; the message starts with
+            ``where`` (the file) and names the first such event.
+    """
+    x = np.asarray(events["x"]).astype(np.int64)
+    y = np.asarray(events["y"]).astype(np.int64)
+    bad = (x < 0) | (x >= width) | (y < 0) | (y >= height)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{where}{int(bad.sum())} events lie outside the {width}x{height} sensor, the first "
+            f"(event {i}) at x={int(x[i])}, y={int(y[i])}; the file is corrupt or not a "
+            "recording of this dataset"
+        )
+    return x, y
 
 
 def resize_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

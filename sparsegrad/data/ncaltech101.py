@@ -36,10 +36,10 @@ import tonic
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from sparsegrad.data._layout import check_train_flag, list_files, locate_root
+from sparsegrad.data._layout import check_train_flag, class_files, locate_root
 from sparsegrad.data.frames import EventFrameDataset
 from sparsegrad.data.nmnist import read_events as read_atis_bin
-from sparsegrad.data.splits import class_balanced_sampler, split_per_class
+from sparsegrad.data.splits import class_balanced_sampler, split_part
 
 __all__ = ["NCaltech101"]
 
@@ -102,19 +102,12 @@ class NCaltech101(EventFrameDataset):
         folder = locate_root(root, candidates, self._holds_data, "N-Caltech101", _LAYOUT)
         class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and any(d.glob("*.bin")))
         self.classes = tuple(d.name for d in class_dirs)
-        files: list[Path] = []
-        targets: list[int] = []
-        for label, class_dir in enumerate(class_dirs):
-            class_files = list_files(class_dir, (".bin",))
-            files += class_files
-            targets += [label] * len(class_files)
-        train_idx, test_idx = split_per_class(targets, train_fraction)
-        keep = train_idx if train else test_idx
+        files, targets = split_part(*class_files(class_dirs, (".bin",)), train, train_fraction)
         self.train = train
         self.train_fraction = train_fraction
         super().__init__(
-            [files[i] for i in keep],
-            [targets[i] for i in keep],
+            files,
+            targets,
             root=folder,
             split="train" if train else "test",
             T=T,

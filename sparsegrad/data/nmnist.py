@@ -28,8 +28,8 @@ import numpy as np
 import tonic
 import torch
 
-from sparsegrad.data._layout import check_train_flag, list_files
-from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset, events_to_frames
+from sparsegrad.data._layout import check_train_flag, class_files
+from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset, check_in_sensor, events_to_frames
 
 __all__ = ["NMNIST", "default_root", "events_to_frames", "read_events", "read_labels"]
 
@@ -148,15 +148,7 @@ def read_events(
     events = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
     if len(events) == 0:
         raise ValueError(f"{path}: the recording holds no events")
-    width, height, _ = sensor_size
-    bad = (events["x"] >= width) | (events["y"] >= height)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{path}: {int(bad.sum())} events lie outside the {width}x{height} sensor, the first "
-            f"(event {i}) at x={int(events['x'][i])}, y={int(events['y'][i])}; the file is "
-            "corrupt or not a recording of this dataset"
-        )
+    check_in_sensor(events, sensor_size[0], sensor_size[1], f"{path}: ")
     if check_order and np.any(np.diff(events["t"]) < 0):
         raise ValueError(f"{path}: timestamps go backwards; the file is corrupt")
     return events
@@ -244,11 +236,7 @@ class NMNIST(EventFrameDataset):
                     "(set SPARSEGRAD_DATA to a folder holding nmnist_small/ to read it elsewhere)."
                 )
             folder = official.parent
-            files, targets = [], []
-            for digit in range(10):
-                class_files = list_files(official / str(digit), (".bin",))
-                files += class_files
-                targets += [digit] * len(class_files)
+            files, targets = class_files([official / str(d) for d in range(10)], (".bin",))
         super().__init__(
             files,
             targets,

@@ -18,7 +18,7 @@ from fractions import Fraction
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-__all__ = ["class_balanced_sampler", "kfold_split", "natural_key", "split_per_class"]
+__all__ = ["class_balanced_sampler", "kfold_split", "natural_key", "split_part", "split_per_class"]
 
 _DIGITS = re.compile(r"(\d+)")
 
@@ -74,6 +74,14 @@ def split_per_class(
         train += indices[:n_train]
         test += indices[n_train:]
     return sorted(train), sorted(test)
+
+
+def split_part(files: Sequence, targets: Sequence[int], train: bool, train_fraction: float) -> tuple[list, list[int]]:
+    """The training (``train``) or test part of ``(files, targets)`` under
+    [split_per_class][sparsegrad.data.splits.split_per_class]."""
+    train_idx, test_idx = split_per_class(targets, train_fraction)
+    keep = train_idx if train else test_idx
+    return [files[i] for i in keep], [targets[i] for i in keep]
 
 
 def _is_int(value) -> bool:

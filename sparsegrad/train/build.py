@@ -28,10 +28,6 @@ from sparsegrad.train.config import RecipeConfig, per_process_batch
 
 __all__ = ["InputSpec", "build_datasets", "build_model", "input_spec", "make_loaders", "needs_img_size"]
 
-# Until the models' pretrained_cfg carries fixed_input_size (branch `models`), these two
-# VGG-style models are known to size their classifier from img_size.
-_FIXED_SIZE_FALLBACK = frozenset({"vggsnn", "spiking_cifarnet"})
-
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -104,10 +100,9 @@ def input_spec(cfg: RecipeConfig, train: Dataset, test: Dataset, *, from_registr
 def needs_img_size(model: str) -> bool:
     """Whether ``model``'s classifier depends on the input size (timm's ``fixed_input_size``)."""
     try:
-        fixed = get_pretrained_cfg_value(model, "fixed_input_size")
+        return bool(get_pretrained_cfg_value(model, "fixed_input_size"))
     except RuntimeError:  # a model registered without a pretrained_cfg
-        fixed = False
-    return bool(fixed) or model in _FIXED_SIZE_FALLBACK
+        return False
 
 
 def build_model(cfg: RecipeConfig, spec: InputSpec) -> nn.Module:

@@ -29,7 +29,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from sparsegrad.train._pause import pause_point
+
 __all__ = [
+    "DamagedCheckpointError",
     "checkpoint_epoch",
     "fingerprint",
     "latest_checkpoint",
@@ -42,6 +45,10 @@ __all__ = [
 ]
 
 _STATE = re.compile(r"^state-e(\d+)\.pt$")
+
+
+class DamagedCheckpointError(RuntimeError):
+    """A checkpoint file that exists but cannot be read (truncated or corrupt)."""
 
 
 def weights_path(state_path: str | os.PathLike) -> Path:
@@ -122,6 +129,7 @@ def save_checkpoint(
     _replace_atomically(tmp, model_path)
     tmp = folder / f".{state_path.name}.tmp"
     torch.save(dict(state), tmp)
+    pause_point("save")
     _replace_atomically(tmp, state_path)
     for old in list_checkpoints(folder)[:-keep]:
         weights_path(old).unlink(missing_ok=True)
@@ -137,6 +145,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
     Raises:
         FileNotFoundError: no complete checkpoint at ``path``.
+        DamagedCheckpointError: a file of the checkpoint is truncated or corrupt; the message
+            names it and the newest earlier checkpoint in the folder, if any.
     """
     path = Path(path)
     if path.is_dir():
@@ -148,8 +158,24 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     model_path = weights_path(path)
     if not path.is_file() or not model_path.is_file():
         raise FileNotFoundError(f"incomplete checkpoint: need both {path} and {model_path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return load_file(str(model_path), device="cpu"), state
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises OSError, RuntimeError, EOFError, UnpicklingError...
+        raise _damaged(path, path, err) from err
+    try:
+        weights = load_file(str(model_path), device="cpu")
+    except Exception as err:  # SafetensorError and OSError
+        raise _damaged(model_path, path, err) from err
+    return weights, state
+
+
+def _damaged(file: Path, state_path: Path, err: Exception) -> DamagedCheckpointError:
+    epoch = checkpoint_epoch(state_path)
+    earlier = [p for p in list_checkpoints(state_path.parent) if checkpoint_epoch(p) < epoch]
+    hint = (f"the earlier checkpoint {earlier[-1]} can be used instead (--resume {earlier[-1]})" if earlier
+            else "no earlier checkpoint is left in its folder (--keep-checkpoints N keeps N)")
+    return DamagedCheckpointError(
+        f"checkpoint file {file} is damaged (truncated or corrupt: {type(err).__name__}: {err}); {hint}")
 
 
 def fingerprint(tensors: Mapping[str, torch.Tensor] | torch.Tensor) -> str:

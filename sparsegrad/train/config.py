@@ -69,7 +69,9 @@ class RecipeConfig:
 
     # ------------------------------------------------------------------ optimisation
     epochs: int = 300
-    """Training epochs (paper: 300 for every experiment but ImageNet)."""
+    """Training epochs (paper: 300 for every experiment but ImageNet). Resuming with more epochs
+    than a run was planned for re-plans the cosine over the new total from the checkpoint on:
+    epoch e trains at lr * (1 + cos(pi * (e - 1) / epochs)) / 2; fewer is an error."""
     batch_size: int = 128
     """Global batch per optimizer step, split over processes and accumulation steps."""
     base_lr: float = 0.05

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from sparsegrad.masked import MaskedGradient
 from sparsegrad.temporal import TemporalWeightedHead
+from sparsegrad.train._pause import pause_point
 
 __all__ = ["train_one_epoch", "temporal_head"]
 
@@ -57,8 +58,10 @@ def train_one_epoch(
     With ``two=False`` the model is called with ``target=None``: nothing is counted and
     the factors keep their values (uniform from a fresh head: the plain ``mean_t`` output).
 
-    Gradient accumulation follows the Accelerator (``gradient_accumulation_steps``);
-    ``msg.step()`` then counts optimizer steps, not batches.
+    Gradient accumulation follows the Accelerator (``gradient_accumulation_steps``): the
+    network the head wraps (as ``accelerator.prepare`` returned it) goes to
+    ``accelerator.accumulate``, so data-parallel gradients are all-reduced once per optimizer
+    step; ``msg.step()`` then counts optimizer steps, not batches.
 
     Args:
         accelerator: the run's Accelerator; ``model``, ``optimizer`` and ``loader`` come
@@ -101,15 +104,19 @@ def train_one_epoch(
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True,
                disable=not accelerator.is_main_process)
     for x, y in bar:
-        with accelerator.accumulate(model):
+        # The prepared (DDP) network, not the head: only it has no_sync, which skips the
+        # all-reduce of the micro-batches before the last one of an accumulation.
+        with accelerator.accumulate(head.model):
             with accelerator.autocast():
                 out = model(x, target=y if two else None)
                 loss = loss_fn(out, y)
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        if msg is not None and accelerator.sync_gradients:
-            msg.step()
+        if accelerator.sync_gradients:
+            if msg is not None:
+                msg.step()
+            pause_point("step")
         with torch.no_grad():
             n = y.shape[0]
             totals += torch.stack([loss.detach().double() * n,

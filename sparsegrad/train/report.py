@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sparsegrad.train.run_dir import write_csv, write_json
 
-__all__ = ["format_table", "seed_result", "steps", "summarise", "write_results"]
+__all__ = ["format_table", "seed_result", "steps", "summarise", "write_results", "write_variant_records"]
 
 
 def steps(values: Sequence[float], prefix: str) -> dict[str, float]:
@@ -101,3 +101,12 @@ def write_results(run_dir: Path, name: str, results: list[dict], summary: dict, 
         {"seed": r["seed"], "test_acc": r["test_acc"], "best_test_acc": r["best_test_acc"],
          "best_epoch": r["best_epoch"], **steps(r["acc_per_step"], "acc_t"), **steps(r["factors"], "factor_t"),
          "time_s": r["time_s"]} for r in results])
+
+
+def write_variant_records(folder: Path, stem: str, name: str, rows: list[dict], table: str,
+                          columns: Sequence[str]) -> None:
+    """A set of variants' records: ``table.txt``, ``<stem>.json`` (rows and table) and
+    ``<stem>.csv`` (``columns`` of every row)."""
+    (folder / "table.txt").write_text(table + "\n", encoding="utf-8")
+    write_json(folder / f"{stem}.json", {"recipe": name, "rows": rows, "table": table})
+    write_csv(folder / f"{stem}.csv", [{k: r.get(k) for k in columns} for r in rows])

@@ -127,7 +127,7 @@ def _run_folder(accelerator: Accelerator, eff: RecipeConfig, run_dir: Path | Non
     if resume is None and run_dir is not None and (Path(run_dir) / "config.json").is_file():
         resume = Path(run_dir)
     if resume is not None:
-        run_dir, points, explicit = resume_points(resume, eff.seeds)
+        run_dir, points, explicit = resume_points(resume, eff.seeds, eff.epochs)
         if explicit is not None and accelerator.is_main_process:
             truncate_after(run_dir / f"seed-{explicit}", points[explicit])
         return Path(run_dir), points, explicit, {str(s): str(p) for s, p in points.items() if p is not None}

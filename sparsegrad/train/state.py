@@ -91,6 +91,7 @@ def restore_state(session: Session, path: Path) -> tuple[int, list[dict]]:
     acc.unwrap_model(session.net).load_state_dict(weights)
     session.optimizer.load_state_dict(state["optimizer"])
     session.scheduler.load_state_dict(state["scheduler"])
+    _replan(session.scheduler, session.cfg.epochs)
     ranks = state["ranks"]
     if len(ranks) != acc.num_processes:
         acc.print(f"warning: the checkpoint was written by {len(ranks)} process(es), resuming on "
@@ -108,6 +109,18 @@ def restore_state(session: Session, path: Path) -> tuple[int, list[dict]]:
     return int(state["epoch"]), list(state["history"])
 
 
+def _replan(scheduler, epochs: int) -> None:
+    """A run extended past its planned epochs follows the cosine over the new total from here:
+    epoch ``e`` trains at ``base_lr * (1 + cos(pi * (e - 1) / epochs)) / 2`` (never at 0)."""
+    inner = getattr(scheduler, "scheduler", scheduler)  # an Accelerate wrapper holds the torch one
+    if inner.T_max == epochs:
+        return
+    inner.T_max = epochs
+    for group, lr in zip(inner.optimizer.param_groups, inner._get_closed_form_lr()):
+        group["lr"] = lr
+    inner._last_lr = [group["lr"] for group in inner.optimizer.param_groups]
+
+
 def _run_folder(path: Path) -> tuple[Path, int | None]:
     """(run folder, seed named by a checkpoint file or None)."""
     if path.is_file():
@@ -123,14 +136,15 @@ def _run_folder(path: Path) -> tuple[Path, int | None]:
     return path, None
 
 
-def resume_points(path: Path, seeds: tuple[int, ...]) -> tuple[Path, dict[int, Path | None], int | None]:
+def resume_points(path: Path, seeds: tuple[int, ...], epochs: int) -> tuple[Path, dict[int, Path | None], int | None]:
     """Where each seed resumes: ``(run folder, {seed: state file or None}, seed named by a file)``.
 
     ``path`` is a run folder, a seed folder, its checkpoints folder or one state file.
 
     Raises:
         FileNotFoundError: ``path`` is missing or not inside a run folder.
-        ValueError: a state file of a seed not among ``seeds``.
+        ValueError: a state file of a seed not among ``seeds``, or a checkpoint past ``epochs``
+            (the message names both epoch counts).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -143,6 +157,10 @@ def resume_points(path: Path, seeds: tuple[int, ...]) -> tuple[Path, dict[int, P
     points = {s: latest_checkpoint(run_dir / f"seed-{s}" / "checkpoints") for s in seeds}
     if explicit_seed is not None:
         points[explicit_seed] = path
+    for point in points.values():
+        if point is not None and checkpoint_epoch(point) > epochs:
+            raise ValueError(f"--epochs {epochs} is fewer than the {checkpoint_epoch(point)} epochs already "
+                             f"trained in {point}; resume with --epochs {checkpoint_epoch(point)} or more")
     return run_dir, points, explicit_seed
 
 
