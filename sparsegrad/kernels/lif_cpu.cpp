@@ -74,6 +74,11 @@ torch::Tensor empty_like_cached(const torch::Tensor& like) {
 
 constexpr int64_t kBlock = 1024;  // neurons per block: 4 KiB of float32 per timestep
 
+// Blocks per task: at least ~64k elements, so that small layers do not pay a fork/join.
+inline int64_t grain(int64_t steps) {
+  return std::max<int64_t>(1, (int64_t(1) << 16) / (kBlock * std::max<int64_t>(steps, 1)));
+}
+
 // Philox4x32-10 as Triton's randint(seed, offset): counter (offset lo, offset hi, 0, 0),
 // key (seed lo, seed hi); returns the first output word.
 inline uint32_t philox_word(uint64_t key, uint64_t counter) {
@@ -167,7 +172,7 @@ template <typename T>
 void forward_kernel(const T* x, T* spikes, T* h_out, int64_t steps, int64_t n, T tau,
                     T v_threshold, T v_reset) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+  at::parallel_for(0, blocks, grain(steps), [&](int64_t first, int64_t last) {
     T v[kBlock];
     for (int64_t b = first; b < last; ++b) {
       const int64_t n0 = b * kBlock, len = std::min(kBlock, n - n0);
@@ -196,7 +201,7 @@ int64_t backward_kernel(const T* grad, const T* h, T* grad_x, int64_t steps, int
   const T decay = T(1) - T(1) / tau;
   const T scale = static_cast<T>(mask.scale);
   std::atomic<int64_t> dropped{0};
-  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+  at::parallel_for(0, blocks, grain(steps), [&](int64_t first, int64_t last) {
     T carry[kBlock];
     T factor[kBlock];
     int64_t local_dropped = 0;
