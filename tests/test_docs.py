@@ -156,7 +156,7 @@ def test_no_file_cites_anything_outside_the_repository():
         files += [p for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md", ".yml", ".sh"}]
     found = [f"{p.relative_to(ROOT)}: {offenders(p.read_text(), OUTSIDE, 30)[:2]}"
              for p in files if OUTSIDE.search(p.read_text())]
-    assert not found, "references to DESIGN / shared data outside the repository:\n" + "\n".join(found)
+    assert not found, "citations of files outside the repository (the old design file, shared data):\n" + "\n".join(found)
 
 
 # ------------------------------------------------------------------------------ examples
