@@ -72,7 +72,7 @@ def site(tmp_path_factory) -> Path:
     """The site as ``make docs`` builds it (``--strict``: any warning fails), in a tmp folder."""
     out = tmp_path_factory.mktemp("site")
     proc = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", str(out)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
