@@ -19,7 +19,7 @@ bench: $(VENV)
 	$(PY) bench/train_step.py
 
 docs: $(DOCS_STAMP)
-	$(PY) -m mkdocs build
+	$(PY) -m mkdocs build --strict
 
 $(VENV): $(STAMP)
 
