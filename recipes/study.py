@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 import tyro
 
-from sparsegrad.study import (VARIANTS, Task, ablation_rows, ablation_runs, collect, markdown_table,
-                              most_moved_by_msg, run_all, sweep_label, sweep_rows, sweep_runs)
+from sparsegrad.study import (VARIANTS, Task, ablation_rows, ablation_runs, collect, cost_rows, cost_table,
+                              markdown_table, most_moved_by_msg, run_all, sweep_label, sweep_rows, sweep_runs)
 from sparsegrad.study.figures import plot_all
 from sparsegrad.train import RecipeConfig
 from sparsegrad.train.run_dir import write_json
@@ -107,10 +107,12 @@ def main(cfg: StudyConfig) -> Path:
     sweep_table = sweep_rows(records, sweep_task.name, labels, cfg.sweep_seeds)
     figures = plot_all(records, titles, list(VARIANTS), sweep_table, sweep_task.name, cfg.sweep_seeds,
                        cfg.out_dir / "figures")
-    text = "\n\n".join([f"### {titles[name]}\n\n{markdown_table(rows)}" for name, rows in tables.items()]
+    costs = {t.name: cost_rows(records, t.name) for t in study}
+    text = "\n\n".join([f"### {titles[name]}\n\n{markdown_table(rows)}\n\n{cost_table(costs[name])}"
+                        for name, rows in tables.items()]
                        + [f"### p sweep on {titles[sweep_task.name]}, MSG alone, seeds {list(cfg.sweep_seeds)}"
                           f"\n\n{markdown_table(sweep_table, first='p')}"])
-    write_json(cfg.out_dir / "results.json", {**_provenance(cfg), "tasks": titles, "ablation": tables,
+    write_json(cfg.out_dir / "results.json", {**_provenance(cfg), "tasks": titles, "ablation": tables, "cost": costs,
                                               "sweep_task": sweep_task.name, "sweep": sweep_table,
                                               "records": records, "tables_markdown": text})
     (cfg.out_dir / "results.md").write_text(text + "\n")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sparsegrad.study import ablation_rows, markdown_table, most_moved_by_msg, paired_comparison, sweep_rows
+from sparsegrad.study import (ablation_rows, cost_rows, cost_table, markdown_table, most_moved_by_msg,
+                              paired_comparison, sweep_rows)
 from sparsegrad.study.figures import plot_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +65,14 @@ def test_markdown_table_shows_interval_and_p_values(records):
     assert "| none | 3 | 50.33 ± 1.53 | (baseline) |" in text
 
 
+def test_cost_rows_take_the_median_time_and_the_mean_rate(records):
+    records = [dict(r, median_train_time_s=float(r["seed"])) if r["variant"] == "MSG" else r for r in records]
+    rows = {r["variant"]: r for r in cost_rows(records, "a")}
+    assert rows["MSG"]["epoch_time_s"] == 1.0 and rows["none"]["epoch_time_s"] == 1.5
+    assert rows["TWO"]["firing_rate"] == pytest.approx(0.15)
+    assert "| MSG | 1.0 | 0.1500 | 0.000 |" in cost_table(cost_rows(records, "a"))
+
+
 def test_figures_are_written(records, tmp_path):
     sweep = sweep_rows(records, "a", {0.0: "none", 0.5: "MSG", 0.9: "MSG p=0.9"}, seeds=[0, 1, 2])
     paths = plot_all(records, {"a": "A", "b": "B"}, ["none", "TWO", "MSG", "MSG&TWO"], sweep, "a", [0, 1, 2],
@@ -86,6 +95,7 @@ def test_quick_study_runs_the_whole_pipeline_and_resumes(tmp_path):
         assert [r["variant"] for r in rows] == ["none", "TWO", "MSG", "MSG&TWO"]
         assert all(r["n"] == 2 for r in rows)
     assert [r["p"] for r in first["sweep"]] == [0.0, 0.25, 0.5, 0.75, 0.9]
+    assert [r["variant"] for r in first["cost"]["cifar10"]] == ["none", "TWO", "MSG", "MSG&TWO"]
     # seed s tests fold s % 5, and under one seed the variants share their fold
     assert {(r["seed"], r["fold"]) for r in first["records"]} == {(0, 0), (1, 1)}
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [

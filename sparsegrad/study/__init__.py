@@ -12,10 +12,10 @@
 
 from sparsegrad.study.collect import collect
 from sparsegrad.study.plan import VARIANTS, Planned, Task, ablation_runs, run_all, sweep_label, sweep_runs
-from sparsegrad.study.report import ablation_rows, markdown_table, most_moved_by_msg, sweep_rows
+from sparsegrad.study.report import ablation_rows, cost_rows, cost_table, markdown_table, most_moved_by_msg, sweep_rows
 from sparsegrad.study.stats import mean_sd, paired_comparison
 
 __all__ = [
-    "VARIANTS", "Planned", "Task", "ablation_runs", "ablation_rows", "collect", "markdown_table",
+    "VARIANTS", "Planned", "Task", "ablation_runs", "ablation_rows", "collect", "cost_rows", "cost_table", "markdown_table",
     "mean_sd", "most_moved_by_msg", "paired_comparison", "run_all", "sweep_label", "sweep_rows", "sweep_runs",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
 from sparsegrad.study.plan import VARIANTS
 from sparsegrad.study.stats import mean_sd, paired_comparison
 
-__all__ = ["ablation_rows", "sweep_rows", "markdown_table", "most_moved_by_msg"]
+__all__ = ["ablation_rows", "cost_rows", "cost_table", "sweep_rows", "markdown_table", "most_moved_by_msg"]
 
 BASELINE = "none"
 
@@ -69,4 +70,27 @@ def markdown_table(rows: Sequence[dict], first: str = "variant") -> str:
         else:
             cells += ["(baseline)", "", "", ""]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cost_rows(records: Sequence[dict], task: str) -> list[dict]:
+    """Per variant of ``task``: the median over seeds of each run's median training time per
+    epoch (s), the mean firing rate over LIF layers and seeds, and the fraction of surrogate
+    gradient entries MSG dropped."""
+    rows = []
+    for label in VARIANTS:
+        runs = [r for r in records if r["task"] == task and r["variant"] == label]
+        rows.append({"variant": label,
+                     "epoch_time_s": statistics.median(r["median_train_time_s"] for r in runs),
+                     "firing_rate": statistics.fmean(statistics.fmean(r["firing_rate"].values()) for r in runs),
+                     "msg_drop_frac": statistics.fmean(r["msg_drop_frac"] for r in runs)})
+    return rows
+
+
+def cost_table(rows: Sequence[dict]) -> str:
+    """A Markdown table of [cost_rows][sparsegrad.study.report.cost_rows]."""
+    lines = ["| variant | training time per epoch (s, median) | mean firing rate | MSG dropped |",
+             "|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['epoch_time_s']:.1f} | {r['firing_rate']:.4f} | {r['msg_drop_frac']:.3f} |"
+              for r in rows]
     return "\n".join(lines)
