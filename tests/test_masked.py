@@ -1,4 +1,4 @@
-"""Tests of MSG, the masked surrogate gradient (paper Eq. 10-14, DESIGN §2.3).
+"""Tests of MSG, the masked surrogate gradient (paper Eq. 10-14, docs/design.md §2.3).
 
 Observation device: surrogate hooks run in registration order, so a hook registered
 before ``attach`` sees the unmasked ``SG'(x)`` and one registered after sees the masked
@@ -210,7 +210,7 @@ def test_eq11_kept_entries_unscaled_dropped_zero_fraction_one_minus_p(p, seed):
 
 
 def test_masked_lif_gradient_is_bptt_with_masked_surrogate():
-    # dL/dx = dL/dS * SG'(x) * M, where dL/dS sums the next layer and the reset (DESIGN §2.3):
+    # dL/dx = dL/dS * SG'(x) * M, where dL/dS sums the next layer and the reset (docs/design.md §2.3):
     # rebuild the whole BPTT by hand with the mask MSG drew and compare.
     tau, v_th = 2.0, 0.5
     msg = MaskedGradient(0.5, seed=11)

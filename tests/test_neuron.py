@@ -1,4 +1,4 @@
-"""Tests of the multi-step LIF neuron (paper Eq. 1-5, DESIGN §2.1): spikingjelly as an
+"""Tests of the multi-step LIF neuron (paper Eq. 1-5, docs/design.md §2.1): spikingjelly as an
 oracle for spikes and membrane, a per-timestep autograd loop as an oracle for BPTT, a
 hand-computed case, statelessness and input validation."""
 
@@ -75,7 +75,7 @@ class _RefSpike(torch.autograd.Function):
 
 
 def reference_lif(x, tau, v_threshold, v_reset, name, alpha, detach_reset, sg_scale=1.0):
-    """Plain per-timestep LIF (DESIGN §2.1) with SG' scaled by ``sg_scale``; autograd does
+    """Plain per-timestep LIF (docs/design.md §2.1) with SG' scaled by ``sg_scale``; autograd does
     the BPTT."""
     v = torch.full_like(x[0], v_reset)
     spikes = []

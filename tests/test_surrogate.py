@@ -12,7 +12,7 @@ from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from sparsegrad import surrogate as sg
 
-# Build names of the six surrogates (DESIGN §9) and the class each must give.
+# Build names of the six surrogates (docs/design.md §9) and the class each must give.
 CLASSES = {
     "atan": sg.Atan,
     "pl": sg.PiecewiseLinear,
@@ -31,7 +31,7 @@ ALPHAS = {
     "pexp": (1.0, 3.0),
     "fast_sigmoid": (25.0, 2.0),
 }
-# Documented integrals over the real line (docstrings, DESIGN §2.2).
+# Documented integrals over the real line (docstrings, docs/design.md §2.2).
 INTEGRALS = {
     "atan": lambda a: 2.0,
     "pl": lambda a: 1.0,
