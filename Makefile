@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 ARGS   ?=
 
-.PHONY: demo test bench docs $(VENV)
+.PHONY: demo test study bench docs $(VENV)
 
 demo: $(VENV)
 	$(PY) recipes/nmnist_demo.py $(ARGS)
@@ -14,12 +14,16 @@ demo: $(VENV)
 test: $(VENV)
 	$(PY) -m pytest -q $(ARGS)
 
+# The paper's ablation and p sweep with statistics (docs/results.md); resumes if interrupted.
+study: $(VENV)
+	$(PY) recipes/study.py $(ARGS)
+
 bench: $(VENV)
 	$(PY) bench/lif.py
 	$(PY) bench/train_step.py
 
 docs: $(DOCS_STAMP)
-	$(PY) -m mkdocs build
+	$(PY) -m mkdocs build --strict
 
 $(VENV): $(STAMP)
 

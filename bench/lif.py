@@ -1,33 +1,44 @@
-"""Multi-step LIF, forward + BPTT backward: sparsegrad vs spikingjelly, snntorch, a plain loop.
+"""Multi-step LIF, forward + BPTT backward: sparsegrad's kernels vs their peers.
 
-Prints one table per run: median wall time over interleaved repetitions, the memory
-each implementation keeps for backward (bytes of the distinct tensors saved by autograd,
-the activation memory a network pays per LIF layer), and ratios to sparsegrad.
+Prints one table per device: median wall time over interleaved repetitions, the memory
+each implementation keeps for backward (bytes of the distinct tensors autograd saves, the
+activation memory a network pays per LIF layer), and time relative to ours; then the
+ratios the kernel targets are about (docs/bench.md).
 
-    python bench/lif.py                       # [T, 32, 64, 16, 16] for T = 8, 16, 32
-    python bench/lif.py --shape 32 64 16 16 --T 8 --reps 21
+    python bench/lif.py                       # CPU, [T, 32, 64, 16, 16], T = 4, 8, 16, 32
+    python bench/lif.py --T 8 --reps 21 --shape 32 64 16 16
+    python bench/lif.py --device cuda         # GPU: ours (triton) vs spikingjelly's Triton
 
-Every implementation gets the same input current; all but snntorch compute the same LIF
-(tau=2, v_threshold=0.5, hard reset to 0, triangle surrogate with alpha=2). snntorch's
-``Leaky`` has no input decay (``V = beta V + X``); it is timed as the closest peer.
+Every implementation gets the same input current and computes the same LIF (tau=2,
+v_threshold=0.5, hard reset to 0, triangle surrogate with alpha=2), except snntorch's
+``Leaky``, which has no input decay (``V = beta V + X``) and is timed as the closest peer.
+"plain loop + torch.compile" is the ten-line loop compiled by inductor (fullgraph,
+forward and backward); its compile time is reported separately and excluded from the time.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
 import torch
 
-from sparsegrad import surrogate
+from sparsegrad import MaskedGradient, surrogate
 from sparsegrad.neuron import LIF
 
 TAU, V_TH = 2.0, 0.5
 
 
-def sparsegrad_lif():
-    return LIF(tau=TAU, v_threshold=V_TH, surrogate="pl", alpha=2.0)
+def sparsegrad_lif(backend):
+    return LIF(tau=TAU, v_threshold=V_TH, surrogate="pl", alpha=2.0, backend=backend)
+
+
+def sparsegrad_msg(backend):
+    lif = sparsegrad_lif(backend)
+    MaskedGradient(0.5, seed=0).attach(lif)
+    return lif
 
 
 def spikingjelly_lif():
@@ -35,7 +46,7 @@ def spikingjelly_lif():
     from spikingjelly.activation_based import surrogate as sj_surrogate
 
     # PiecewiseQuadratic is spikingjelly's name for the triangle pseudo-derivative
-    # max(0, alpha - alpha^2 |x|), i.e. our "pl"; it runs spikingjelly's fused CPU path.
+    # max(0, alpha - alpha^2 |x|), i.e. our "pl". On CUDA its Triton kernels run.
     node = neuron.LIFNode(
         tau=TAU,
         decay_input=True,
@@ -84,18 +95,55 @@ def plain_loop():
     return run
 
 
-IMPLEMENTATIONS = {
-    "sparsegrad": sparsegrad_lif,
-    "spikingjelly": spikingjelly_lif,
-    "snntorch": snntorch_leaky,
-    "plain loop": plain_loop,
-}
+def compiled_loop():
+    class Triangle(torch.autograd.Function):  # a traceable spike function for inductor
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return (x >= 0).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.saved_tensors
+            return grad * torch.clamp(2.0 - 4.0 * x.abs(), min=0)
+
+    def run(x):
+        v = torch.zeros_like(x[0])
+        spikes = []
+        for x_t in x:
+            h = v + (x_t - v) / TAU
+            s = Triangle.apply(h - V_TH)
+            v = h * (1 - s)
+            spikes.append(s)
+        return torch.stack(spikes)
+
+    return torch.compile(run, fullgraph=True, dynamic=False)
+
+
+def implementations(device):
+    ours = "triton" if device == "cuda" else "cpp"
+    impls = {
+        f"sparsegrad ({ours})": lambda: sparsegrad_lif(ours),
+        f"sparsegrad ({ours}) + MSG": lambda: sparsegrad_msg(ours),
+        "sparsegrad (torch)": lambda: sparsegrad_lif("torch"),
+        "spikingjelly": spikingjelly_lif,
+        "plain loop": plain_loop,
+        "plain loop + torch.compile": compiled_loop,
+    }
+    if device == "cpu":
+        impls["snntorch"] = snntorch_leaky
+    return impls
 
 
 def step(fn, x, grad):
     x = x.detach().requires_grad_()
     fn(x).backward(grad)
     return x.grad
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def saved_bytes(fn, x) -> int:
@@ -114,48 +162,78 @@ def saved_bytes(fn, x) -> int:
     return sum(storages.values())
 
 
-def bench(shape, reps):
-    x = torch.randn(shape) * 0.8 + 0.3
-    grad = torch.randn(shape)
-    fns = {name: make() for name, make in IMPLEMENTATIONS.items()}
+def bench(shape, reps, device):
+    x = (torch.randn(shape) * 0.8 + 0.3).to(device)
+    grad = torch.randn(shape).to(device)
+    fns = {name: make() for name, make in implementations(device).items()}
+    compile_s = {}
+    for name, fn in fns.items():  # first call: builds, compiles; then one warm-up
+        start = time.perf_counter()
+        step(fn, x, grad)
+        sync(device)
+        compile_s[name] = time.perf_counter() - start
+        step(fn, x, grad)
     times = {name: [] for name in fns}
-    for _ in range(2):  # warm-up
-        for fn in fns.values():
-            step(fn, x, grad)
     for _ in range(reps):  # interleaved, so drift in machine load hits all alike
         for name, fn in fns.items():
+            sync(device)
             start = time.perf_counter()
             step(fn, x, grad)
+            sync(device)
             times[name].append(time.perf_counter() - start)
     return {
-        name: (statistics.median(times[name]) * 1e3, saved_bytes(fn, x) / 2**20)
+        name: (statistics.median(times[name]) * 1e3, saved_bytes(fn, x) / 2**20, compile_s[name])
         for name, fn in fns.items()
     }
 
 
+def report(device, shapes_T, batch_shape, reps):
+    ours = "sparsegrad (triton)" if device == "cuda" else "sparsegrad (cpp)"
+    header = f"{'T':>3} {'implementation':<30} {'median ms':>10} {'saved MiB':>10} {'time / ours':>12}"
+    print(header)
+    print("-" * len(header))
+    summary = {}
+    for T in shapes_T:
+        results = bench((T, *batch_shape), reps, device)
+        ours_ms = results[ours][0]
+        for name, (ms, mib, first_s) in results.items():
+            note = f"   (compile {first_s:.1f} s)" if "compile" in name else ""
+            # inductor's compiled graph keeps its saved tensors out of reach of the hooks
+            saved = "n/a" if "compile" in name else f"{mib:.1f}"
+            print(f"{T:>3} {name:<30} {ms:>10.2f} {saved:>10} {ms / ours_ms:>11.2f}x{note}")
+        summary[T] = results
+    print()
+    eager = [n for n in summary[shapes_T[0]] if not n.startswith("sparsegrad") and "compile" not in n]
+    for T, results in summary.items():
+        ours_ms = results[ours][0]
+        fastest_eager = min(eager, key=lambda n: results[n][0])
+        compiled = results["plain loop + torch.compile"][0]
+        msg = results[ours + " + MSG"][0] / ours_ms - 1
+        print(
+            f"T={T:>2}: {results[fastest_eager][0] / ours_ms:.2f}x faster than the fastest eager peer "
+            f"({fastest_eager}), {compiled / ours_ms:.2f}x vs torch.compile, MSG p=0.5 adds {msg:+.1%}"
+        )
+    if 8 in summary and 32 in summary:
+        print(f"time(T=32) / time(T=8) = {summary[32][ours][0] / summary[8][ours][0]:.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--T", type=int, nargs="+", default=[8, 16, 32], help="timesteps")
+    parser.add_argument("--T", type=int, nargs="+", default=[4, 8, 16, 32], help="timesteps")
     parser.add_argument("--shape", type=int, nargs="+", default=[32, 64, 16, 16], help="[B, ...] after T")
     parser.add_argument("--reps", type=int, default=15, help="timed repetitions per implementation")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        os.environ.setdefault("SJ_LIF_CUDA_IMPLEMENTATION", "triton")  # spikingjelly's Triton kernels
+        print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, float32, forward+backward")
+    else:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, float32, forward+backward")
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, float32, forward+backward")
-    header = f"{'shape':<22} {'implementation':<14} {'median ms':>10} {'saved MiB':>10} {'time / ours':>12} {'mem / ours':>11}"
-    print(header)
-    print("-" * len(header))
-    for T in args.T:
-        shape = (T, *args.shape)
-        results = bench(shape, args.reps)
-        ours_ms, ours_mib = results["sparsegrad"]
-        for name, (ms, mib) in results.items():
-            print(
-                f"{str(list(shape)):<22} {name:<14} {ms:>10.1f} {mib:>10.1f} "
-                f"{ms / ours_ms:>11.2f}x {mib / ours_mib:>10.2f}x"
-            )
+    report(args.device, args.T, args.shape, args.reps)
 
 
 if __name__ == "__main__":

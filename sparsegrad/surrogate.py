@@ -4,11 +4,13 @@ Every surrogate fires exactly where ``x >= 0`` in the forward pass, with
 ``x = H - v_threshold`` the membrane potential above threshold, and replaces the
 derivative of the step by a smooth pseudo-derivative ``SG'(x)`` in the backward pass.
 
-Each surrogate is an :class:`torch.nn.Module` (so that model-agnostic tools such as
-:class:`sparsegrad.MaskedGradient` can find it) backed by one autograd Function,
-:class:`SpikeFunction`. Build one from its name with :func:`build`.
+Each surrogate is a ``torch.nn.Module`` (so that model-agnostic tools such as
+[MaskedGradient][sparsegrad.masked.MaskedGradient] can find it) backed by one autograd
+Function, [SpikeFunction][sparsegrad.surrogate.SpikeFunction]. Build one from its name with
+[build][sparsegrad.surrogate.build]. The six built-in classes also run inside the native LIF
+kernels ([kernel_id][sparsegrad.surrogate.kernel_id]).
 
-Hooks: :meth:`Surrogate.register_surrogate_hook` registers ``fn(sg, t0) -> Tensor | None``
+Hooks: [register_surrogate_hook][sparsegrad.surrogate.Surrogate.register_surrogate_hook] registers ``fn(sg, t0) -> Tensor | None``
 called in the backward pass on the pseudo-derivative ``SG'(x)`` before it multiplies
 ``dL/dS``; MSG uses it to mask the surrogate gradient (Eq. 11).
 """
@@ -55,7 +57,7 @@ def apply_hooks(sg: torch.Tensor, hooks: tuple[SurrogateHook, ...], t0: int = 0)
 
 
 class SpikeFunction(torch.autograd.Function):
-    """Heaviside forward, ``grad * SG'(x)`` backward, for any :class:`Surrogate`."""
+    """Heaviside forward, ``grad * SG'(x)`` backward, for any [Surrogate][sparsegrad.surrogate.Surrogate]."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, surrogate: "Surrogate", hooks: tuple) -> torch.Tensor:
@@ -106,11 +108,12 @@ class Surrogate(nn.Module, metaclass=ABCMeta):
 
         ``sg`` is a fresh tensor the hook may modify in place; what it returns (if not
         None) replaces it. Called on its own, the surrogate passes the whole ``SG'(x)`` with
-        ``t0 = 0``. Inside a multi-step neuron (:func:`~sparsegrad.functional.lif_multistep`)
+        ``t0 = 0``. Inside a multi-step neuron ([lif_multistep][sparsegrad.functional.lif_multistep])
         the hook is called once per block of timesteps, from the last block to the first:
         ``sg`` is ``[Tb, B, ...]`` for timesteps ``t0 .. t0 + Tb - 1``, and the call with
         ``t0 = 0`` ends that backward pass. Hooks captured at forward time run only for
-        forwards made in training mode.
+        forwards made in training mode. A neuron with a hook runs on the ``"torch"``
+        backend (MSG's own hook excepted: the native kernels apply its mask themselves).
 
         Returns:
             A handle whose ``remove()`` unregisters the hook.
@@ -251,12 +254,12 @@ def kernel_id(surrogate: Surrogate) -> int | None:
 
 
 def build(name: str | Surrogate, alpha: float | None = None) -> Surrogate:
-    """Build a surrogate from its name, or return a :class:`Surrogate` instance as is.
+    """Build a surrogate from its name, or return a [Surrogate][sparsegrad.surrogate.Surrogate] instance as is.
 
     Args:
         name: one of ``"atan"``, ``"pl"`` (``"piecewise_linear"``), ``"sigmoid"``,
             ``"rect"`` (``"rectangular"``), ``"pexp"`` (``"piecewise_exp"``),
-            ``"fast_sigmoid"``; or a :class:`Surrogate`.
+            ``"fast_sigmoid"``; or a [Surrogate][sparsegrad.surrogate.Surrogate].
         alpha: sharpness; ``None`` takes the surrogate's default. Must be ``None`` when
             ``name`` is already a module.
 

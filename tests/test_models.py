@@ -348,6 +348,22 @@ def test_grad_checkpointing_gives_the_same_gradients_and_batch_norm_state(name):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=key)
 
 
+def test_grad_checkpointing_under_msg_draws_the_same_masks():
+    torch.manual_seed(0)
+    plain, ckpt = build("spiking_convnet_m"), build("spiking_convnet_m")
+    ckpt.load_state_dict(plain.state_dict())
+    ckpt.set_grad_checkpointing()
+    x = static_input("spiking_convnet_m")
+    stats = []
+    for model in (plain, ckpt):
+        msg = MaskedGradient(p=0.5, seed=0).attach(model)
+        model(x).square().mean().backward()
+        stats.append(msg.stats)
+    assert stats[0] == stats[1] and stats[0]["dropped"] > 0  # one mask per neuron and step
+    for a, b in zip(plain.parameters(), ckpt.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("cnf", ["ADD", "AND", "IAND"])
 def test_sew_connect_functions(cnf):
     from sparsegrad.models.sew_resnet import connect

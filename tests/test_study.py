@@ -71,3 +71,28 @@ def test_figures_are_written(records, tmp_path):
     assert [p.name for p in paths] == ["accuracy_per_variant.png", "accuracy_vs_p.png", "two_factors.png",
                                        "firing_rate.png", "epoch_time.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def _study(out: Path) -> dict:
+    subprocess.run([sys.executable, str(ROOT / "recipes" / "study.py"), "--quick", "--out-dir", str(out)],
+                   check=True, cwd=ROOT, capture_output=True, text=True)
+    return json.loads((out / "results.json").read_text())
+
+
+def test_quick_study_runs_the_whole_pipeline_and_resumes(tmp_path):
+    first = _study(tmp_path)
+    assert set(first["ablation"]) == {"nmnist", "cifar10"}
+    for rows in first["ablation"].values():
+        assert [r["variant"] for r in rows] == ["none", "TWO", "MSG", "MSG&TWO"]
+        assert all(r["n"] == 2 for r in rows)
+    assert [r["p"] for r in first["sweep"]] == [0.0, 0.25, 0.5, 0.75, 0.9]
+    # seed s tests fold s % 5, and under one seed the variants share their fold
+    assert {(r["seed"], r["fold"]) for r in first["records"]} == {(0, 0), (1, 1)}
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "accuracy_per_variant.png", "accuracy_vs_p.png", "epoch_time.png", "firing_rate.png", "two_factors.png"]
+    # A study killed after a run's last checkpoint but before its results: the rerun resumes it.
+    (tmp_path / "cifar10" / "msg" / "s1" / "results.json").unlink()
+    again = _study(tmp_path)
+    strip = ("train_time_s", "median_train_time_s")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in again["records"]] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in first["records"]]

@@ -206,10 +206,11 @@ class EventFrameDataset(Dataset, metaclass=ABCMeta):
     """Base class: recordings on disk as ``(frames float32 [T, 2, H, W], label)`` samples.
 
     A subclass sets ``dataset_name``, ``sensor_size`` and ``classes``, finds its recordings and
-    labels, calls ``super().__init__`` with them and implements [read_events][sparsegrad.data.frames.read_events]. Frames are
-    made on first access; with ``cache_dir`` they are stored through ``tonic.DiskCachedDataset``
-    in [frame_cache_path][sparsegrad.data.frames.frame_cache_path] (one HDF5 file per sample), so later epochs and runs read them
-    back instead of re-reading the recordings. The ``transform`` runs after the cache, on every
+    labels, calls ``super().__init__`` with them and implements
+    [read_events][sparsegrad.data.frames.EventFrameDataset.read_events]. Frames are made on first
+    access; with ``cache_dir`` they are stored through ``tonic.DiskCachedDataset`` in
+    [frame_cache_path][sparsegrad.data.frames.frame_cache_path] (one HDF5 file per sample), so
+    later epochs and runs read them back instead of re-reading the recordings. The ``transform`` runs after the cache, on every
     access, so random augmentation stays random.
 
     Args:

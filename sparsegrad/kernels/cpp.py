@@ -20,6 +20,7 @@ Without a working compiler the backend is unavailable: ``"auto"`` (and an explic
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -67,8 +68,6 @@ def build(rebuild: bool = False):
     Raises:
         RuntimeError: no compiler, or the build failed (the message says why).
     """
-    from torch.utils import cpp_extension
-
     directory = build_directory()
     if rebuild and directory.exists():
         shutil.rmtree(directory)
@@ -77,7 +76,7 @@ def build(rebuild: bool = False):
         print(f"sparsegrad: building the C++ LIF kernel once (about a minute) in {directory}", file=sys.stderr)
     directory.mkdir(parents=True, exist_ok=True)
     flags = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
-    return cpp_extension.load(
+    return _cpp_extension().load(
         name=_NAME,
         sources=[str(_SOURCE)],
         extra_cflags=flags,
@@ -85,6 +84,19 @@ def build(rebuild: bool = False):
         build_directory=str(directory),
         verbose=False,
     )
+
+
+def _cpp_extension():
+    """torch.utils.cpp_extension, without its import-time note that no CUDA runtime is
+    found (irrelevant to a CPU extension)."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        logger.setLevel(level)
+    return cpp_extension
 
 
 def load():

@@ -15,6 +15,11 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -74,6 +79,11 @@ torch::Tensor empty_like_cached(const torch::Tensor& like) {
 
 constexpr int64_t kBlock = 1024;  // neurons per block: 4 KiB of float32 per timestep
 
+// Blocks per task: at least ~64k elements, so that small layers do not pay a fork/join.
+inline int64_t grain(int64_t steps) {
+  return std::max<int64_t>(1, (int64_t(1) << 16) / (kBlock * std::max<int64_t>(steps, 1)));
+}
+
 // Philox4x32-10 as Triton's randint(seed, offset): counter (offset lo, offset hi, 0, 0),
 // key (seed lo, seed hi); returns the first output word.
 inline uint32_t philox_word(uint64_t key, uint64_t counter) {
@@ -126,17 +136,67 @@ struct Mask {
   double scale;
 };
 
+#if defined(__AVX512F__)
+// The high 32 bits of a * b in each of 16 lanes.
+inline __m512i mulhi32(__m512i a, __m512i b) {
+  const __m512i even = _mm512_mul_epu32(a, b);
+  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(b, 32));
+  return _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+}
+
+// philox_word(key, start + j) for j = 0 .. 15, folded as tl.rand folds it.
+inline __m512i folded_words16(uint64_t key, uint64_t start) {
+  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(start)));
+  const __m512i hi = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(start >> 32)));
+  __m512i c0 = _mm512_add_epi32(lo, lane);
+  __m512i c1 = _mm512_mask_add_epi32(hi, _mm512_cmplt_epu32_mask(c0, lo), hi, _mm512_set1_epi32(1));
+  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  const __m512i a = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i b = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  for (int round = 0; round < 10; ++round) {
+    const __m512i n0 = _mm512_ternarylogic_epi32(mulhi32(b, c2), c1, _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
+    const __m512i n2 = _mm512_ternarylogic_epi32(mulhi32(a, c0), c3, _mm512_set1_epi32(static_cast<int>(k1)), 0x96);
+    c1 = _mm512_mullo_epi32(b, c2);
+    c3 = _mm512_mullo_epi32(a, c0);
+    c0 = n0;
+    c2 = n2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return _mm512_xor_si512(c0, _mm512_srai_epi32(c0, 31));  // s < 0 ? ~s : s
+}
+#endif
+
 // factor[j] = scale where element first + j is kept, else 0; returns how many were dropped.
-// One Philox per element, vectorised across j.
+// One Philox per element: 16 lanes at a time with AVX-512, else vectorised by the compiler.
 template <typename T>
 int64_t keep_factors(const Mask& mask, uint64_t first, int64_t len, T scale, T* factor) {
   int64_t dropped = 0;
   const uint64_t key = mask.key, start = mask.offset + first;
   const int64_t cut = mask.cut;
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  if (cut <= INT32_MAX) {
+    const __m512i cut16 = _mm512_set1_epi32(static_cast<int>(cut));
+    for (; j + 16 <= len; j += 16) {
+      const __mmask16 keep = _mm512_cmpge_epi32_mask(folded_words16(key, start + j), cut16);
+      if constexpr (std::is_same_v<T, float>) {
+        _mm512_storeu_ps(factor + j, _mm512_maskz_mov_ps(keep, _mm512_set1_ps(scale)));
+      } else {
+        const __m512d value = _mm512_set1_pd(static_cast<double>(scale));
+        _mm512_storeu_pd(factor + j, _mm512_maskz_mov_pd(static_cast<__mmask8>(keep), value));
+        _mm512_storeu_pd(factor + j + 8, _mm512_maskz_mov_pd(static_cast<__mmask8>(keep >> 8), value));
+      }
+      dropped += 16 - __builtin_popcount(static_cast<unsigned>(keep));
+    }
+  }
+#endif
 #pragma omp simd reduction(+ : dropped)
-  for (int64_t j = 0; j < len; ++j) {
-    const bool keep = static_cast<int64_t>(folded(philox_word(key, start + static_cast<uint64_t>(j)))) >= cut;
-    factor[j] = keep ? scale : T(0);
+  for (int64_t i = j; i < len; ++i) {
+    const bool keep = static_cast<int64_t>(folded(philox_word(key, start + static_cast<uint64_t>(i)))) >= cut;
+    factor[i] = keep ? scale : T(0);
     dropped += keep ? 0 : 1;
   }
   return dropped;
@@ -167,7 +227,7 @@ template <typename T>
 void forward_kernel(const T* x, T* spikes, T* h_out, int64_t steps, int64_t n, T tau,
                     T v_threshold, T v_reset) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+  at::parallel_for(0, blocks, grain(steps), [&](int64_t first, int64_t last) {
     T v[kBlock];
     for (int64_t b = first; b < last; ++b) {
       const int64_t n0 = b * kBlock, len = std::min(kBlock, n - n0);
@@ -196,7 +256,7 @@ int64_t backward_kernel(const T* grad, const T* h, T* grad_x, int64_t steps, int
   const T decay = T(1) - T(1) / tau;
   const T scale = static_cast<T>(mask.scale);
   std::atomic<int64_t> dropped{0};
-  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+  at::parallel_for(0, blocks, grain(steps), [&](int64_t first, int64_t last) {
     T carry[kBlock];
     T factor[kBlock];
     int64_t local_dropped = 0;

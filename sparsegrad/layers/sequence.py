@@ -87,6 +87,9 @@ class SeqToANN(nn.Sequential):
         ```
     """
 
+    def __init__(self, *modules: nn.Module):  # spelled out so the API page shows this signature
+        super().__init__(*modules)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return apply_merged(super().forward, x)
 

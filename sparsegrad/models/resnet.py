@@ -108,24 +108,28 @@ class SpikingResNet(SpikingNet):
         cfg = SpikingConfig(**{k: kwargs.pop(k) for k in SpikingConfig.field_names() if k in kwargs})
         self.T, self.in_chans = cfg.T, in_chans
         width = stem_width or widths[0]
-        imagenet = stem == "imagenet"
-        self.stem = SpikingEncoder(in_chans, width, 7 if imagenet else 3, 2 if imagenet else 1, cfg)
-        self.stem_pool = TimeAvgPool2d(3, 2, 1) if imagenet else nn.Identity()
-        reduction = 2 if imagenet else 1
-        self.feature_info = [{"num_chs": width, "reduction": reduction, "module": "stem"}]
-        reduction *= 2 if imagenet else 1  # the stem's pool
+        kernel, stride, pool = (7, 2, TimeAvgPool2d(3, 2, 1)) if stem == "imagenet" else (3, 1, nn.Identity())
+        self.stem = SpikingEncoder(in_chans, width, kernel, stride, cfg)
+        self.stem_pool = pool
+        self.feature_info = [{"num_chs": width, "reduction": stride, "module": "stem"}]
+        width = self._build_stages(block, layers, widths, width, stride * stride, cfg, kwargs)
+        self._init_interface(width, num_classes, drop_rate, global_pool="avg")
+
+    def _build_stages(self, block, layers, widths, width, reduction, cfg, block_kwargs) -> int:
+        """``self.stages`` and their ``feature_info`` after the stem (``width`` channels,
+        ``reduction`` after the stem's pool); returns the last stage's width."""
         stages = []
         for i, (depth, planes) in enumerate(zip(layers, widths)):
             stride = 2 if i > 0 else 1
             blocks = []
             for j in range(depth):
-                blocks.append(block(width, planes, stride if j == 0 else 1, cfg, **kwargs))
+                blocks.append(block(width, planes, stride if j == 0 else 1, cfg, **block_kwargs))
                 width = planes * block.expansion
             stages.append(nn.Sequential(*blocks))
             reduction *= stride
             self.feature_info.append({"num_chs": width, "reduction": reduction, "module": f"stages.{i}"})
         self.stages = nn.Sequential(*stages)
-        self._init_interface(width, num_classes, drop_rate, global_pool="avg")
+        return width
 
 
 def _cfg(**kwargs) -> dict:

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The GPU check, in one go (< 5 minutes on one GPU): the LIF kernel contract tests run for
+# real on CUDA (no interpreter), then bench/lif.py --device cuda, then a few VGGSNN training
+# steps with the torch and triton backends, with and without MSG. Prints one table at the end.
+#
+#   bash bench/gpu.sh            # PYTHON=/path/to/python to choose the interpreter
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+OUT=$(mktemp -d)
+
+"$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'bench/gpu.sh: no CUDA device')" || exit 1
+
+echo "[1/3] kernel tests on CUDA (the first builds the C++ kernel)" >&2
+timeout 170 "$PY" -m pytest -q -p no:cacheprovider tests/test_backends.py -k "not interpreter" \
+  > "$OUT/tests.txt" 2>&1
+echo "tests exit status $?" >> "$OUT/tests.txt"
+
+echo "[2/3] LIF bench on CUDA" >&2
+timeout 80 "$PY" bench/lif.py --device cuda --T 8 32 --reps 21 > "$OUT/bench.txt" 2>&1
+
+echo "[3/3] VGGSNN training steps" >&2
+timeout 40 "$PY" - > "$OUT/train.txt" 2>&1 <<'PYEOF'
+import statistics, time
+import timm, torch
+import sparsegrad  # noqa: F401  (registers the models)
+from sparsegrad import LIF, MaskedGradient
+
+torch.manual_seed(0)
+x = torch.rand(16, 10, 2, 48, 48, device="cuda").round()
+y = torch.randint(0, 10, (16,), device="cuda")
+for backend in ("torch", "triton"):
+    for p in (0.0, 0.5):
+        model = timm.create_model("vggsnn", T=10).cuda()
+        for m in model.modules():
+            if isinstance(m, LIF):
+                m.backend = backend
+        if p:
+            MaskedGradient(p, seed=0).attach(model)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        times = []
+        for i in range(8):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x).mean(0), y)
+            loss.backward()
+            opt.step()
+            torch.cuda.synchronize()
+            if i >= 3:
+                times.append(time.perf_counter() - start)
+        print(f"vggsnn B=16 T=10 {backend}{' + MSG' if p else ''}: {statistics.median(times) * 1e3:.1f} ms/step, loss {loss.item():.3f}")
+PYEOF
+echo "train exit status $?" >> "$OUT/train.txt"
+
+"$PY" - "$OUT" <<'PYEOF'
+import sys
+from pathlib import Path
+out = Path(sys.argv[1])
+tests = (out / "tests.txt").read_text().strip().splitlines()
+bench = (out / "bench.txt").read_text().strip().splitlines()
+train = (out / "train.txt").read_text().strip().splitlines()
+rows = [("tests", line) for line in tests[-2:]]
+rows += [("lif bench", line) for line in bench if line.strip()]
+rows += [("vggsnn", line) for line in train]
+width = max(len(line) for _, line in rows)
+print(f"{'stage':<10} | result")
+print("-" * (13 + width))
+for stage, line in rows:
+    print(f"{stage:<10} | {line}")
+PYEOF
