@@ -11,9 +11,9 @@ Reference: docs/design.md §4 (models), §5 (data) and §6 (engine).
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
