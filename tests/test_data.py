@@ -107,7 +107,7 @@ def test_all_recordings_convert_without_loss(train_set, test_set):
             frames, _ = ds[i]
             assert frames.shape == (7, 2, 34, 34)
             total += int(frames.sum())
-    assert total == 4_518_827  # events in the 1,100 recordings (shared/data/PROVENANCE.md)
+    assert total == 4_518_827  # events in the 1,100 recordings (data/PROVENANCE.md)
 
 
 def test_tonic_n_time_bins_drops_the_last_event():

@@ -329,7 +329,7 @@ def test_two_cpu_processes_stay_identical(tmp_path):
            str(REPO / "recipes" / "dvs_cifar10_vggsnn.py"), "--dataset", "nmnist", "--T", "2", "--epochs", "2",
            "--seeds", "0", "--batch-size", "4", "--train-limit", "8", "--eval-limit", "8", "--num-workers", "0",
            "--keep-checkpoints", "2", "--no-tensorboard", "--no-plots", "--out-dir", str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=REPO)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (run_dir,) = tmp_path.glob("dvs_cifar10_vggsnn-*")
     config = json.loads((run_dir / "config.json").read_text())
@@ -343,5 +343,5 @@ def test_two_cpu_processes_stay_identical(tmp_path):
         assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"] == fingerprint(weights)
         assert ranks[0]["factors"] == ranks[1]["factors"]
         assert torch.equal(ranks[0]["two"]["factors"], ranks[1]["two"]["factors"])
-        assert ranks[0]["msg"]["generators"]["cpu"].ne(ranks[1]["msg"]["generators"]["cpu"]).any()  # own masks
+        assert ranks[0]["msg"]["stats"]["dropped"] != ranks[1]["msg"]["stats"]["dropped"]  # own masks (seeds)
     assert "different weights" not in proc.stdout + proc.stderr  # the engine's own check found no drift

@@ -181,7 +181,7 @@ def test_python_m_sparsegrad_train_on_a_grayscale_image_folder(tmp_path):
     cmd = [sys.executable, "-m", "sparsegrad.train", "--dataset", "imagefolder", "--data-root", str(root),
            "--model", "spiking_resnet18", "--T", "2", "--smoke", "--out-dir", str(tmp_path / "runs"),
            "--no-tensorboard", "--no-plots"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "spiking_resnet18 on imagefolder (4 train / 2 test)" in proc.stdout  # smoke: 2 steps of 2
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -388,7 +388,7 @@ def straight(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("straight")
     subprocess.run(_train_process(out), env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=REPO, check=True,
-                   capture_output=True, timeout=300)
+                   capture_output=True, timeout=600)
     (run_dir,) = out.glob("crash-*")
     return run_dir
 
@@ -410,7 +410,7 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path, straight, pause
     proc = subprocess.Popen(_train_process(tmp_path / "killed"), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                             env={**env, "SPARSEGRAD_PAUSE_AT": pause_at, "SPARSEGRAD_PAUSED": str(paused)})
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert paused.exists(), f"the run did not reach {pause_at} (exit code {proc.poll()})"
@@ -421,7 +421,7 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path, straight, pause
     assert latest_checkpoint(folder).name == "state-e0001.pt"
     assert (folder / ".state-e0002.pt.tmp").exists() == (pause_at == "save:2")
     resumed = subprocess.run(_train_process(tmp_path / "killed", "--resume", str(run_dir)), env=env, cwd=REPO,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stdout + resumed.stderr and "state-e0001.pt" in resumed.stdout + resumed.stderr
     assert not list(folder.glob(".*.tmp"))

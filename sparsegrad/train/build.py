@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,11 +50,16 @@ def _limit(dataset: Dataset, limit: int | None) -> Dataset:
 def build_datasets(cfg: RecipeConfig, accelerator: Accelerator | None = None) -> tuple[Dataset, Dataset]:
     """The training and test sets of ``cfg``: its dataset, split (or fold), transforms and limits.
 
-    With ``download`` the main process reads (and downloads) first.
+    With ``download`` the main process reads (and downloads) first. With several processes each
+    keeps its own frame cache (``<cache>/rank<r>``).
     """
     cache = None
     if cfg.frame_cache and DATASETS[cfg.dataset].kind == "event":
         cache = cfg.cache_dir if cfg.cache_dir is not None else cfg.out_dir / "frame_cache"
+        if accelerator is not None and accelerator.num_processes > 1:
+            # tonic's HDF5 cache files cannot take two writers at once (both ranks meet the
+            # samples an even last batch repeats), so each process keeps its own cache.
+            cache = Path(cache) / f"rank{accelerator.process_index}"
     make = partial(load_splits, cfg.dataset, cfg.data_root, T=cfg.T, size=cfg.img_size, augment=cfg.augment,
                    autoaugment=cfg.autoaugment, cache_dir=cache, download=cfg.download, folds=cfg.folds,
                    fold=cfg.fold)
