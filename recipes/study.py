@@ -5,7 +5,7 @@ every recording or image is tested once per variant:
 
 - ``nmnist``: the 1,100 embedded N-MNIST recordings, ``spiking_convnet_s``, T = 10, 3 epochs;
 - ``cifar10``: the 2,000 embedded CIFAR-10 JPEGs, static input, ``spiking_convnet_m``, T = 4,
-  8 epochs, random crop and flip.
+  8 epochs, no augmentation.
 
 Per task and seed the variants none / TWO / MSG / MSG&TWO share initial weights, batch order and
 fold. Then MSG alone at p in {0, 0.25, 0.5, 0.75, 0.9} on seeds 0-2 of the task MSG moved most.
@@ -71,7 +71,7 @@ def tasks(cfg: StudyConfig) -> list[Task]:
             dataset="nmnist", model="spiking_convnet_s", T=10, epochs=epochs[0], **common)),
         Task("cifar10", "CIFAR-10 (2,000 images)", RecipeConfig(
             dataset="imagefolder", data_root=DATA / "cifar10_small" / "test", model="spiking_convnet_m", T=4,
-            epochs=epochs[1], autoaugment=False, **common)),
+            epochs=epochs[1], augment=False, **common)),
     ]
 
 
