@@ -27,12 +27,20 @@ import timm, torch
 import sparsegrad  # noqa: F401  (registers the models)
 from sparsegrad import LIF, MaskedGradient
 
+def vggsnn():
+    channels, height, width = timm.models.get_pretrained_cfg("vggsnn").input_size
+    try:  # models that size their classifier from the input take img_size=
+        return timm.create_model("vggsnn", T=10, img_size=(height, width)), (channels, height, width)
+    except TypeError:
+        return timm.create_model("vggsnn", T=10), (channels, height, width)
+
+
 torch.manual_seed(0)
-x = torch.rand(16, 10, 2, 48, 48, device="cuda").round()
+x = torch.rand(16, 10, *vggsnn()[1], device="cuda").round()
 y = torch.randint(0, 10, (16,), device="cuda")
 for backend in ("torch", "triton"):
     for p in (0.0, 0.5):
-        model = timm.create_model("vggsnn", T=10).cuda()
+        model = vggsnn()[0].cuda()
         for m in model.modules():
             if isinstance(m, LIF):
                 m.backend = backend

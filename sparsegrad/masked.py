@@ -71,11 +71,10 @@ class MaskedGradient:
             time-first ``[T, B, ...]`` (a spikingjelly neuron in single-step mode gets a
             fresh mask per timestep); in optimizer mode it is one draw per output unit
             (first dimension of the parameter).
-        seed: seed of the masks' own generator(s), one per device, and the Philox key of
-            the native kernels. Default None: the global RNG in activation mode; in
-            optimizer mode a seed shared by all ranks.
-        generator: a ``torch.Generator`` to draw from on its device (exclusive with seed);
-            the native kernels use its initial seed as their key.
+        seed: seed of the masks' own generator(s), one per device (the native kernels
+            draw each call's Philox key from the CPU one). Default None: the global RNG in
+            activation mode; in optimizer mode a seed shared by all ranks.
+        generator: a ``torch.Generator`` to draw from on its device (exclusive with seed).
         schedule: ``schedule(step) -> p`` giving the drop probability at each training
             step ([step_count][sparsegrad.masked.MaskedGradient.step_count], advanced by
             [step][sparsegrad.masked.MaskedGradient.step] once per optimizer step;
@@ -158,7 +157,7 @@ class MaskedGradient:
         self._sampler.step()
 
     def state_dict(self) -> dict:
-        """Step counter, statistics, generator states and Philox offset, for exact resume."""
+        """Step counter, statistics and generator states, for exact resume."""
         return self._sampler.state_dict()
 
     def load_state_dict(self, state: dict) -> None:

@@ -216,15 +216,18 @@ def test_msg_in_kernel_is_bptt_with_the_philox_mask(backend, granularity, rescal
     x = current(shape, seed=5, dtype=torch.float64 if backend == "cpp" else torch.float32, device=device_of(backend))
     lif, msg = masked_lif(backend, seed=2**40 + 3, p=p, granularity=granularity, rescale=rescale)
     got = lif_grad(lif, x)
-    keep = philox_keep(2**40 + 3, 0, shape, p, per_neuron=granularity == "neuron")
+    # each call's Philox key: the next draw of the masks' CPU generator, seeded by `seed`
+    keys = torch.Generator().manual_seed(2**40 + 3)
+    key = int(torch.randint(0, 2**63 - 1, (), generator=keys))
+    keep = philox_keep(key, 0, shape, p, per_neuron=granularity == "neuron")
     factor = keep.double() / (1 - p) if rescale else keep.double()
     _, want = loop_oracle(x.cpu(), 2.0, 0.5, 0.0, sg.Atan(), False, keep=factor)
     torch.testing.assert_close(got.cpu().double(), want, rtol=2e-5, atol=1e-6)
     assert msg.stats == {"seen": x.numel(), "dropped": int((~keep).sum())}
-    # the next backward continues the stream: offset advanced by one mask
+    # the next backward continues the stream: the generator's next key
     lif_grad(lif, x)
-    numel = keep[0, 0].numel() if granularity == "neuron" else x.numel()
-    again = philox_keep(2**40 + 3, numel, shape, p, per_neuron=granularity == "neuron")
+    key = int(torch.randint(0, 2**63 - 1, (), generator=keys))
+    again = philox_keep(key, 0, shape, p, per_neuron=granularity == "neuron")
     assert msg.stats["dropped"] == int((~keep).sum()) + int((~again).sum())
 
 

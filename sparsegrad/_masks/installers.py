@@ -68,11 +68,11 @@ class SurrogateMaskHook:
         """The mask for one kernel backward over ``grad_shape`` (``[T, B, ...]``); None when
         ``p = 0``. Counts the elements seen; the kernel reports the drops to ``count``."""
         sampler = self.sampler
-        mask_numel = sampler.activation_shape(grad_shape, shared_dims=2).numel()
+        sampler.activation_shape(grad_shape, shared_dims=2)  # "neuron" needs [T, B, ...]
         if sampler.p == 0:
             sampler.seen += grad_shape.numel()
             return None
-        return sampler.kernel_mask(mask_numel)
+        return sampler.kernel_mask()
 
     def count(self, seen: int, dropped: torch.Tensor) -> None:
         """Record a kernel's drop count (an int64 tensor on the gradient's device)."""

@@ -10,8 +10,9 @@ Two ways to draw:
 - torch kernels, spikingjelly neurons, module inputs and optimizer gradients get a
   materialised 0/1 mask from torch's generators (``draw_keep``);
 - the native LIF kernels (``cpp``, ``triton``) get a [KernelMask][sparsegrad._masks.sampler.KernelMask]:
-  ``p`` and a Philox4x32-10 (key, offset) pair from which the kernel regenerates each
-  element's keep bit in its backward, as Triton's ``tl.rand(key, offset + index) > p``.
+  ``p`` and a Philox4x32-10 (key, offset) pair, the key drawn from the same generators,
+  from which the kernel regenerates each element's keep bit in its backward, as Triton's
+  ``tl.rand(key, offset + index) > p``.
 """
 
 from __future__ import annotations
@@ -100,7 +101,6 @@ class MaskSampler:
         if generator is not None:
             self.generators[str(generator.device)] = generator
         self.step_count = 0
-        self.philox_offset = 0
         self.seen = 0
         self.dropped: dict[str, torch.Tensor] = {}
         self.p = self._read_p()
@@ -124,14 +124,12 @@ class MaskSampler:
             "step_count": self.step_count,
             "stats": self.stats(),
             "generators": {k: g.get_state() for k, g in self.generators.items()},
-            "philox_offset": self.philox_offset,
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.step_count = int(state["step_count"])
         self.seen = int(state["stats"]["seen"])
         self.dropped = {"cpu": torch.tensor(int(state["stats"]["dropped"]))}
-        self.philox_offset = int(state.get("philox_offset", 0))
         for key, gen_state in state["generators"].items():
             self.generators.setdefault(key, torch.Generator(key)).set_state(gen_state)
         self.p = self._read_p()
@@ -143,20 +141,15 @@ class MaskSampler:
         self.dropped[key] = self.dropped.get(key, 0) + dropped
 
     # ------------------------------------------------------------------ native kernels
-    def kernel_mask(self, mask_numel: int) -> KernelMask:
-        """A Philox (key, offset) pair covering ``mask_numel`` fresh counters.
-
-        Keyed by ``seed`` (or the given generator's seed) with a running offset saved by
-        ``state_dict``; without either, each call draws its key from torch's global RNG.
-        """
-        if self.seed is not None or self.generators:
-            key = self.seed if self.seed is not None else next(iter(self.generators.values())).initial_seed()
-            offset = self.philox_offset
-            self.philox_offset = (offset + mask_numel) % 2**63
-        else:
-            key, offset = int(torch.randint(0, 2**63 - 1, ())), 0
+    def kernel_mask(self) -> KernelMask:
+        """The mask of one kernel call: a fresh Philox key drawn from the masks' CPU
+        generator (seeded by ``seed``, or the given generator), else torch's global RNG, so
+        ``seed`` reproduces the masks and ``state_dict`` resumes them. The counter starts
+        at 0 for each call."""
+        generator = self._generator(torch.device("cpu"))
+        key = int(torch.randint(0, 2**63 - 1, (), generator=generator))
         scale = 1 / (1 - self.p) if self.rescale else 1.0
-        return KernelMask(self.p, scale, self.granularity == "neuron", key % 2**64, offset)
+        return KernelMask(self.p, scale, self.granularity == "neuron", key, 0)
 
     # ----------------------------------------------------------------- materialised
     def _generator(self, device: torch.device) -> torch.Generator | None:

@@ -4,7 +4,7 @@ The source, ``sparsegrad/kernels/lif_cpu.cpp``, is compiled with
 ``torch.utils.cpp_extension.load`` the first time the backend is used (one line on
 stderr says so; it takes under a minute) into
 
-    ~/.cache/sparsegrad/torch_extensions/<python>-torch<version>-<cpu>-<source>/sparsegrad_lif_cpu/
+    ~/.cache/sparsegrad/torch_extensions/<python>-torch<version>-<cpu>-<source and flags>/sparsegrad_lif_cpu/
 
 (``$XDG_CACHE_HOME`` replaces ``~/.cache`` when set). Later processes load it from there in
 well under a second; a new source, torch or CPU gets its own folder and build. To
@@ -50,13 +50,27 @@ def _cpu_tag() -> str:
     return hashlib.sha1(f"{platform.machine()}\n{ident}".encode()).hexdigest()[:10]
 
 
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
+
+
 def build_directory() -> Path:
-    """Where the compiled extension is cached."""
+    """Where the compiled extension is cached (one folder per source, flags, torch, CPU)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
-    source = hashlib.sha1(_SOURCE.read_bytes()).hexdigest()[:8]
+    source = hashlib.sha1(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:8]
     tag = f"{python}-torch{torch.__version__.replace('+', '_')}-{_cpu_tag()}-{source}"
     return cache / "sparsegrad" / "torch_extensions" / tag / _NAME
+
+
+def _copy_source(directory: Path) -> Path:
+    """The source, copied into the build folder: every checkout of the same source then
+    compiles the same path, so one does not make ninja rebuild another's build."""
+    target = directory / _SOURCE.name
+    if not target.exists() or target.read_bytes() != _SOURCE.read_bytes():
+        partial = directory / f".{_SOURCE.name}.{os.getpid()}"
+        partial.write_bytes(_SOURCE.read_bytes())
+        os.replace(partial, target)
+    return target
 
 
 def build(rebuild: bool = False):
@@ -75,11 +89,10 @@ def build(rebuild: bool = False):
     if fresh:
         print(f"sparsegrad: building the C++ LIF kernel once (about a minute) in {directory}", file=sys.stderr)
     directory.mkdir(parents=True, exist_ok=True)
-    flags = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp"]
     return _cpp_extension().load(
         name=_NAME,
-        sources=[str(_SOURCE)],
-        extra_cflags=flags,
+        sources=[str(_copy_source(directory))],
+        extra_cflags=_FLAGS,
         extra_ldflags=["-fopenmp"],
         build_directory=str(directory),
         verbose=False,

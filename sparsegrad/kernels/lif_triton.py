@@ -35,7 +35,7 @@ def _lif_forward(x_ptr, spikes_ptr, h_ptr, n, steps, tau, v_threshold, v_reset, 
     inside = offs < n
     v = tl.zeros([BLOCK], tl.float32) + v_reset
     for t in range(steps):
-        index = t * n + offs
+        index = tl.cast(t, tl.int64) * n + offs  # int64: T * n may pass 2**31
         x = tl.load(x_ptr + index, mask=inside, other=0.0).to(tl.float32)
         # spikingjelly's charge, operation for operation, with IEEE division
         h = v + tl.math.div_rn(x - (v - v_reset), tau)
@@ -81,7 +81,7 @@ def _lif_backward(
     if MASK == 2:
         neuron_factor = tl.where(tl.rand(key, offset + offs % neurons) > p, scale, 0.0)
     for i in range(steps):
-        index = (steps - 1 - i) * n + offs
+        index = tl.cast(steps - 1 - i, tl.int64) * n + offs
         h = tl.load(h_ptr + index, mask=inside, other=0.0).to(tl.float32)
         g = tl.load(grad_ptr + index, mask=inside, other=0.0).to(tl.float32)
         above = h - v_threshold
