@@ -92,13 +92,11 @@ def main(cfg: StudyConfig) -> Path:
         raise ValueError(f"--sweep-seeds {cfg.sweep_seeds} must be a subset of --seeds {cfg.seeds}")
     study = tasks(cfg)
     ablation = ablation_runs(study, cfg.seeds, cfg.out_dir)
-    for _ in run_all(ablation):
-        pass
+    run_all(ablation)
     records = collect(ablation)
     sweep_task = next(t for t in study if t.name == most_moved_by_msg(records, [t.name for t in study]))
     sweep = sweep_runs(sweep_task, cfg.sweep_p, cfg.sweep_seeds, cfg.out_dir)
-    for _ in run_all(sweep):
-        pass
+    run_all(sweep)
     records = collect(ablation + sweep)
 
     titles = {t.name: t.title for t in study}

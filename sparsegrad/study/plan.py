@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,9 +109,8 @@ def is_finished(planned: Planned) -> bool:
     return len(runs) == 1 and runs[0]["complete"] and runs[0]["epochs"] == planned.config.epochs
 
 
-def run_all(plan: Sequence[Planned]) -> Iterator[Planned]:
-    """Trains every planned run not finished yet (resuming interrupted ones); yields each as done."""
+def run_all(plan: Sequence[Planned]) -> None:
+    """Trains every planned run not finished yet, resuming interrupted ones, in plan order."""
     for planned in plan:
         if not is_finished(planned):
             run(planned.config, run_dir=planned.run_dir)
-        yield planned
