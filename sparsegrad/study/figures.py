@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
 __all__ = ["plot_all"]
@@ -80,6 +81,7 @@ def plot_factors(records, tasks: dict[str, str], path: Path) -> Path:
         for t in range(mean.shape[1]):
             ax.plot(epochs, mean[:, t], marker=".", label=f"t={t + 1}")
         ax.axhline(1 / mean.shape[1], color="0.5", ls=":", lw=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("TWO factor")
         ax.set_title(f"{title}: TWO factors (Fig. 3)")
