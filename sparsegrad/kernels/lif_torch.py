@@ -58,6 +58,16 @@ def _charge_and_fire(
     return spikes, blocks
 
 
+
+def refuse_double_backward() -> None:
+    """Raise inside a fused backward run with ``create_graph=True``: it is not differentiable, and
+    a silent zero second-order gradient would be a wrong result."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "lif_multistep's fused backward is not differentiable: higher-order gradients "
+            "(create_graph=True) through the LIF kernel are not supported"
+        )
+
 class TorchLIF(torch.autograd.Function):
     """``apply(x, tau, v_threshold, v_reset, surrogate, detach_reset, hooks) -> spikes``."""
 
@@ -70,11 +80,7 @@ class TorchLIF(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        if torch.is_grad_enabled():  # backward(create_graph=True): no silent zero 2nd order
-            raise RuntimeError(
-                "lif_multistep's fused backward is not differentiable: higher-order gradients "
-                "(create_graph=True) through the LIF kernel are not supported"
-            )
+        refuse_double_backward()
         h_blocks = ctx.saved_tensors
         tau, v_threshold, v_reset, surrogate, detach_reset, hooks = ctx.params
         decay = 1 - 1 / tau

@@ -11,6 +11,8 @@ from typing import Protocol
 
 import torch
 
+from sparsegrad.kernels.lif_torch import refuse_double_backward
+
 __all__ = ["NativeLIF", "LIFKernels"]
 
 
@@ -37,11 +39,7 @@ class NativeLIF(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        if torch.is_grad_enabled():  # backward(create_graph=True): no silent zero 2nd order
-            raise RuntimeError(
-                "lif_multistep's fused backward is not differentiable: higher-order gradients "
-                "(create_graph=True) through the LIF kernel are not supported"
-            )
+        refuse_double_backward()
         (h,) = ctx.saved_tensors
         kernels, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, mask_hook = ctx.params
         mask = None if mask_hook is None else mask_hook.kernel_mask(h.shape)
