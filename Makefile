@@ -2,8 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-DOCS_STAMP := $(VENV)/.installed-docs
+TORCH  := $(VENV)/.torch
 ARGS   ?=
 
 .PHONY: demo test study bench docs $(VENV)
@@ -11,7 +10,7 @@ ARGS   ?=
 demo: $(VENV)
 	$(PY) recipes/nmnist_demo.py $(ARGS)
 
-test: $(VENV)
+test: $(VENV)/.installed-test
 	$(PY) -m pytest -q $(ARGS)
 
 # The paper's ablation and p sweep with statistics (docs/results.md); resumes if interrupted.
@@ -22,19 +21,20 @@ bench: $(VENV)
 	$(PY) bench/lif.py
 	$(PY) bench/train_step.py
 
-docs: $(DOCS_STAMP)
+docs: $(VENV)/.installed-test  # the test extra holds the docs extra
 	$(PY) -m mkdocs build --strict
 
-$(VENV): $(STAMP)
+# demo, study and bench need every extra ('.[all]'); make test the test extra, which holds it.
+$(VENV): $(VENV)/.installed-all
 
 # torch and torchvision are pinned and installed first: an unpinned resolve can pull a
 # different torch (gigabytes of wheels) before pip settles on a version.
-$(STAMP): pyproject.toml
+$(TORCH): Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -e '.[test]'
 	touch $@
 
-$(DOCS_STAMP): $(STAMP)
-	$(PY) -m pip install -e '.[docs]'
+# One stamp per extra of pyproject.toml: .venv/.installed-all, .venv/.installed-test.
+$(VENV)/.installed-%: pyproject.toml $(TORCH)
+	$(PY) -m pip install -e '.[$*]'
 	touch $@

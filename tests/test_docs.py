@@ -1,5 +1,6 @@
-"""The documentation: the site builds strictly, renders no Sphinx markup, cites nothing outside
-the repository, and every code example in the README and the guide pages runs as written."""
+"""The documentation: the site builds strictly, works offline, renders no Sphinx markup and no
+private module, cites nothing outside the repository, and every code example in the README and
+the guide pages runs as written."""
 
 from __future__ import annotations
 
@@ -92,13 +93,79 @@ def page_texts(site: Path) -> dict[str, str]:
 
 def test_site_builds_strict_with_every_page(site):
     pages = page_texts(site)
-    for page in ["index.html", "design/index.html", "interop/index.html", "results/index.html"]:
+    # Material's offline plugin: plain .html pages, so the site also works from file://.
+    for page in ["index.html", "design.html", "interop.html", "results.html"]:
         assert page in pages
     # Class headings carry their signatures (mkdocstrings' separate signature block).
-    masked = (site / "api/masked/index.html").read_text()
+    masked = (site / "api/masked.html").read_text()
     assert 'class="doc doc-heading"' in masked and "doc-signature" in masked
     signature = html.unescape(re.sub(r"<[^>]+>", "", masked.split("doc-signature", 1)[1][:3000]))
     assert re.search(r"MaskedGradient\(\s*p: float = 0\.5,", signature), signature[:400]
+
+
+# What a page loads: <script src>, <link href> (stylesheets, fonts, icons, preconnects), and a
+# stylesheet's url(...) and @import.
+LOADS = re.compile(r"""<script\b[^>]*\bsrc=["']([^"']+)|<link\b[^>]*\bhref=["']([^"']+)""")
+CSS_LOADS = re.compile(r"""url\(\s*["']?([^"')]+)|@import\s+["']([^"']+)""")
+
+
+def remote(urls) -> list[str]:
+    """The URLs that need a network: absolute http(s) or protocol-relative ones."""
+    return [u for u in urls if re.match(r"(https?:)?//", u.strip())]
+
+
+def test_site_loads_nothing_from_the_network(site):
+    """No CDN: every script, stylesheet and font the built pages load is in the site."""
+    found = {}
+    for page in sorted(site.rglob("*.html")):
+        links = [a or b for a, b in LOADS.findall(page.read_text())]
+        found[page.relative_to(site).as_posix()] = remote(links)
+    for sheet in sorted(site.rglob("*.css")):
+        found[sheet.relative_to(site).as_posix()] = remote(a or b for a, b in CSS_LOADS.findall(sheet.read_text()))
+    found = {name: urls for name, urls in found.items() if urls}
+    assert not found, "remote scripts/stylesheets/fonts in the built site:\n" + "\n".join(
+        f"{name}: {urls[:3]}" for name, urls in found.items()
+    )
+    design = (site / "design.html").read_text()
+    for local in ["javascripts/katex/katex.min.js", "javascripts/katex/katex.min.css", "javascripts/katex-render.js"]:
+        assert local in design and (site / local).is_file(), local
+    fonts = re.findall(r"url\((fonts/[^)]+\.woff2)\)", (site / "javascripts/katex/katex.min.css").read_text())
+    assert fonts and all((site / "javascripts/katex" / font).is_file() for font in fonts)
+
+
+def test_equations_reach_the_page_for_katex(site):
+    """arithmatex (generic) wraps each display equation for katex-render.js: \\[ ... \\]."""
+    design = (site / "design.html").read_text()
+    blocks = re.findall(r'<div class="arithmatex">(.*?)</div>', design, re.S)
+    assert len(blocks) >= 4 and all(b.strip().startswith("\\[") and b.strip().endswith("\\]") for b in blocks)
+
+
+def test_api_pages_show_no_private_module(site):
+    """Internals (``sparsegrad._masks``, its ``KernelMask`` and ``NeuronMaskCache``, any ``_name``)
+    stay out of the API pages: no rendered object (an anchor ``id="sparsegrad...."``) names them."""
+    found, rendered = {}, 0
+    for page in sorted((site / "api").rglob("*.html")):
+        ids = re.findall(r'id="(sparsegrad\.[\w.]+)"', page.read_text())
+        rendered += len(ids)
+        hidden = [i for i in ids if any(part.startswith("_") or part in ("KernelMask", "NeuronMaskCache")
+                                        for part in i.split("."))]
+        if hidden:
+            found[page.name] = hidden[:3]
+    assert rendered > 100 and not found, found
+
+
+def test_a_page_naming_a_private_module_fails_the_build():
+    sys.path.insert(0, str(ROOT / "docs/_hooks"))
+    try:
+        import api_sections
+    finally:
+        sys.path.remove(str(ROOT / "docs/_hooks"))
+    from mkdocs.exceptions import PluginError
+
+    page = type("Page", (), {"file": type("File", (), {"src_path": "api/masked.md"})()})()
+    config = {"config_file_path": str(ROOT / "mkdocs.yml")}
+    with pytest.raises(PluginError, match=r"api/masked\.md: private modules are not API.*sparsegrad\._masks"):
+        api_sections.on_page_markdown("# MSG\n\n<!-- api: sparsegrad._masks -->\n", page, config, None)
 
 
 def test_built_pages_show_no_sphinx_markup(site):

@@ -4,6 +4,8 @@ that module, or of a package and each of its public submodules, found at build t
 API pages then follow the package layout as it changes, every module a docstring links to is
 rendered, and names a package re-exports from its submodules are rendered once, where they are
 defined (mkdocstrings would otherwise render them twice: at the package and in the submodule).
+Private modules (a name part starting with ``_``, e.g. ``sparsegrad._masks``) are internals,
+not API: they are never rendered, and a page that names one fails the build.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from pathlib import Path
 
 import griffe
+from mkdocs.exceptions import PluginError
 
 MARKER = re.compile(r"^<!-- api: ([\w.]+) -->$", re.M)
 
@@ -48,4 +51,7 @@ def expand(path: str, root: Path) -> str:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     root = Path(config["config_file_path"]).parent
+    private = [path for path in MARKER.findall(markdown) if any(p.startswith("_") for p in path.split("."))]
+    if private:
+        raise PluginError(f"{page.file.src_path}: private modules are not API, remove <!-- api: {private[0]} -->")
     return MARKER.sub(lambda m: expand(m.group(1), root), markdown)

@@ -16,6 +16,10 @@ images), [cifar10dvs][sparsegrad.data.cifar10dvs], [ncaltech101][sparsegrad.data
 
 from __future__ import annotations
 
+from sparsegrad._extras import require
+
+require("data", __name__)  # before the imports that need the extra
+
 from sparsegrad.data.cifar10dvs import CIFAR10DVS
 from sparsegrad.data.dvsgesture import DVSGesture
 from sparsegrad.data.frames import EventFrameDataset, events_to_frames, resize_frames

@@ -1,7 +1,7 @@
 """The autograd Function shared by the native LIF backends (``cpp``, ``triton``).
 
 Forward runs the backend's fused forward and saves ``H`` only. Backward asks MSG's hook
-(if one is installed) for a [KernelMask][sparsegrad._masks.sampler.KernelMask] and hands it
+(if one is installed) for a ``KernelMask`` (``sparsegrad/_masks/sampler.py``) and hands it
 to the backend's fused backward, which regenerates the keep bits and counts the drops.
 """
 

@@ -10,6 +10,10 @@
 ``recipes/study.py`` (``make study``) runs it on the embedded N-MNIST and CIFAR-10 data.
 """
 
+from sparsegrad._extras import require
+
+require("study", __name__)  # before the imports that need the extra
+
 from sparsegrad.study.collect import collect
 from sparsegrad.study.plan import VARIANTS, Planned, Task, ablation_runs, run_all, sweep_label, sweep_runs
 from sparsegrad.study.report import ablation_rows, cost_rows, cost_table, markdown_table, most_moved_by_msg, sweep_rows

@@ -21,6 +21,10 @@ The same code runs on one CPU process, several GPUs or several nodes (``accelera
 - [paper][sparsegrad.train.paper]: the paper's recipes with its Table 1 and Table 2 numbers.
 """
 
+from sparsegrad._extras import require
+
+require("train", __name__)  # before the imports that need the extra
+
 from sparsegrad.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sparsegrad.train.config import RecipeConfig
 from sparsegrad.train.evaluate import evaluate
