@@ -42,7 +42,7 @@ class TemporalWeightedHead(nn.Module):
             (``[T, B, K]`` for ``time_dim=0``).
         T: number of timesteps, an int ``>= 1``. Integer arguments may be Python, numpy
             or 0-d torch integers, ``beta`` any real scalar; bools and strings are refused
-            ([sparsegrad._validate][sparsegrad._validate]'s checkers).
+            (the checkers of ``sparsegrad._validate``).
         beta: EMA momentum in ``[0, 1)``. Default 0.7 (paper).
         update_every: ``"epoch"`` (default) or ``"step"``.
         time_dim: the time dimension of the model's output. Default 0.

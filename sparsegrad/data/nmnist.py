@@ -44,7 +44,7 @@ the embedded N-MNIST subset is not at {root}{env}. It ships with the source repo
 (data/nmnist_small, 24 MB), not with the pip package. Either point SPARSEGRAD_DATA at the
 data/ folder of a sparsegrad checkout:
     export SPARSEGRAD_DATA=/path/to/sparsegrad/data
-or train on the full N-MNIST, which tonic downloads (about 1 GB):
+or train on the full N-MNIST (70,000 recordings), which tonic downloads:
     python -m sparsegrad.train --dataset nmnist --data-root ~/data/nmnist --download"""
 
 
