@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
-import operator
+import warnings
+from collections.abc import Mapping
 
-import numpy as np
 import torch
 from torch import nn
+
+from ._validate import check_choice, check_int, check_real, check_timesteps
 
 __all__ = ["TemporalWeightedHead"]
 
@@ -40,7 +41,8 @@ class TemporalWeightedHead(nn.Module):
         model: a module returning per-timestep outputs with ``T`` along ``time_dim``
             (``[T, B, K]`` for ``time_dim=0``).
         T: number of timesteps, an int ``>= 1``. Integer arguments may be Python, numpy
-            or 0-d torch integers, ``beta`` any real scalar; bools and strings are refused.
+            or 0-d torch integers, ``beta`` any real scalar; bools and strings are refused
+            (the checkers of ``sparsegrad._validate``).
         beta: EMA momentum in ``[0, 1)``. Default 0.7 (paper).
         update_every: ``"epoch"`` (default) or ``"step"``.
         time_dim: the time dimension of the model's output. Default 0.
@@ -54,10 +56,18 @@ class TemporalWeightedHead(nn.Module):
           ``[B, K]`` (argmax taken).
         - Output: ``[B, K]``. ``last_step_logits``: ``[T, B, K]`` of the latest forward.
 
-    State (all in the ``state_dict``): buffers ``factors [T]`` and ``epochs []`` (completed
-    epochs); ``correct [T]`` and ``seen []``, the counts since the last update, are kept
-    per rank outside the buffers (``DistributedDataParallel`` would overwrite them with
-    rank 0's) and saved as extra state.
+    State (all in the ``state_dict``, all tensors, so ``safetensors.torch.save_file`` and
+    ``accelerate``'s ``save_state``/``load_state`` take it): buffers ``factors [T]`` and
+    ``epochs []`` (completed epochs); ``correct [T]`` and ``seen []``, the counts since the
+    last update, are kept per rank outside the buffers (``DistributedDataParallel`` would
+    overwrite them with rank 0's at every forward) and added to the ``state_dict`` by a
+    state-dict hook. A ``state_dict`` of an older version, with the counts under
+    ``_extra_state``, still loads.
+
+    Warns:
+        UserWarning: [update_factors][sparsegrad.temporal.TemporalWeightedHead.update_factors]
+            is called and no training forward since the last call passed ``target=``
+            (the factors cannot move).
 
     Raises:
         ValueError: bad arguments (the message names the value); a model output that is
@@ -87,16 +97,12 @@ class TemporalWeightedHead(nn.Module):
         warmup_epochs: int = 0,
     ):
         super().__init__()
-        T = _check_int("T", T, minimum=1)
-        beta = _check_real("beta", beta, "a number in [0, 1)")
-        if not 0 <= beta < 1:
-            raise ValueError(f"TemporalWeightedHead: beta must be a number in [0, 1), got {beta!r}")
-        if update_every not in ("epoch", "step"):
-            raise ValueError(
-                f"TemporalWeightedHead: update_every must be 'epoch' or 'step', got {update_every!r}"
-            )
-        time_dim = _check_int("time_dim", time_dim)
-        warmup_epochs = _check_int("warmup_epochs", warmup_epochs, minimum=0)
+        where = "TemporalWeightedHead: "
+        T = check_timesteps(where + "T", T)
+        beta = check_real(where + "beta", beta, 0.0, 1.0, hi_open=True, what="(EMA momentum)")
+        update_every = check_choice(where + "update_every", update_every, ("epoch", "step"))
+        time_dim = check_int(where + "time_dim", time_dim)
+        warmup_epochs = check_int(where + "warmup_epochs", warmup_epochs, 0)
         self.model = model
         self.T = T
         self.beta = beta
@@ -105,10 +111,13 @@ class TemporalWeightedHead(nn.Module):
         self.warmup_epochs = warmup_epochs
         self.register_buffer("factors", torch.full((T,), 1.0 / T))
         self.register_buffer("epochs", torch.zeros((), dtype=torch.long))
-        # Per-rank counts are plain tensors saved as extra state, not buffers: DDP
-        # broadcasts rank 0's buffers over the others at every forward.
+        # Per-rank counts are plain tensors put into the state_dict by hooks, not buffers:
+        # DDP broadcasts rank 0's buffers over the others at every forward.
         self.correct = torch.zeros(T, dtype=torch.long)
         self.seen = torch.zeros((), dtype=torch.long)
+        self.register_state_dict_post_hook(_save_counts)
+        self.register_load_state_dict_pre_hook(_load_counts)
+        self._counted = False  # a training forward with target= since the last update_factors
         self.last_step_logits: torch.Tensor | None = None
 
     def forward(self, x, target: torch.Tensor | None = None) -> torch.Tensor:
@@ -148,6 +157,7 @@ class TemporalWeightedHead(nn.Module):
         hits = (out.argmax(-1) == labels) & torch.isfinite(out).all(-1)
         self.correct += hits.sum(1)
         self.seen += labels.shape[0]
+        self._counted = True
 
     @staticmethod
     def _labels(target, batch: int, classes: int) -> torch.Tensor:
@@ -191,17 +201,24 @@ class TemporalWeightedHead(nn.Module):
     def update_factors(self) -> None:
         """End of an epoch: apply Eq. 16-17 to the epoch's counts (``"epoch"`` mode),
         and count the epoch for ``warmup_epochs``. In ``"step"`` mode the updates happen
-        in each training forward; this call only counts the epoch."""
+        in each training forward; this call only counts the epoch.
+
+        Warns:
+            UserWarning: no training forward since the last call passed ``target=``: there
+                was nothing to count, so the factors did not move.
+        """
+        if not self._counted and int(self.seen) == 0:
+            warnings.warn(
+                "TemporalWeightedHead.update_factors(): no training forward since the last update "
+                "passed target=, so nothing was counted and the factors stay as they are; call "
+                "the head as head(x, target=labels) in train() mode",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.update_every == "epoch":
             self._update()
+        self._counted = False
         self.epochs += 1
-
-    def get_extra_state(self) -> dict:
-        return {"correct": self.correct.clone(), "seen": self.seen.clone()}
-
-    def set_extra_state(self, state: dict) -> None:
-        self.correct = state["correct"].clone()
-        self.seen = state["seen"].clone()
 
     def extra_repr(self) -> str:
         return (
@@ -210,27 +227,34 @@ class TemporalWeightedHead(nn.Module):
         )
 
 
-def _is_bool(value) -> bool:
-    return isinstance(value, (bool, np.bool_)) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool)
+
+_COUNTS = ("correct", "seen")
 
 
-def _check_int(name: str, value, minimum: int | None = None) -> int:
-    """``value`` as an int (Python, numpy or 0-d torch integer), at least ``minimum``."""
-    accepted = "an int" if minimum is None else f"an int >= {minimum}"
-    try:
-        if _is_bool(value):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"TemporalWeightedHead: {name} must be {accepted}, got {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise ValueError(f"TemporalWeightedHead: {name} must be {accepted}, got {value!r}")
-    return number
+def _save_counts(module: TemporalWeightedHead, state_dict, prefix: str, local_metadata) -> None:
+    """State-dict post-hook: the per-rank counts as tensors beside the buffers."""
+    for name in _COUNTS:
+        state_dict[prefix + name] = getattr(module, name).detach()
 
 
-def _check_real(name: str, value, accepted: str) -> float:
-    """``value`` as a float (Python, numpy or 0-d torch real number); bools and strings fail."""
-    number = value.item() if isinstance(value, torch.Tensor) and value.ndim == 0 else value
-    if _is_bool(value) or isinstance(number, bool) or not isinstance(number, numbers.Real):
-        raise ValueError(f"TemporalWeightedHead: {name} must be {accepted}, got {value!r}")
-    return float(number)
+def _load_counts(module: TemporalWeightedHead, state_dict, prefix, local_metadata, strict,
+                 missing_keys, unexpected_keys, error_msgs) -> None:
+    """Load-state-dict pre-hook: takes the counts out of ``state_dict`` (or out of the
+    ``_extra_state`` dict that older versions saved) before torch matches the buffers."""
+    legacy = state_dict.pop(prefix + "_extra_state", None)
+    for name in _COUNTS:
+        key = prefix + name
+        value = state_dict.pop(key, None)
+        if value is None and isinstance(legacy, Mapping):
+            value = legacy.get(name)
+        current = getattr(module, name)
+        if value is None:
+            missing_keys.append(key)
+        elif not isinstance(value, torch.Tensor) or value.shape != current.shape:
+            got = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            error_msgs.append(
+                f"size mismatch for {key}: copying {got} from the checkpoint, the shape in the "
+                f"current model is {list(current.shape)} (T={module.T})"
+            )
+        else:
+            setattr(module, name, value.detach().to(current.device, current.dtype, copy=True))

@@ -115,7 +115,7 @@ def test_tonic_n_time_bins_drops_the_last_event():
     events = tonic.io.read_mnist_file(str(ROOT / "train" / "1.bin"), dtype=DTYPE)
     tonic_frames = tonic.transforms.ToFrame(sensor_size=(34, 34, 2), n_time_bins=7)(events)
     assert tonic_frames.sum() < len(events)
-    assert events_to_frames(events, 7).sum() == len(events)
+    assert events_to_frames(events, 7, (34, 34, 2)).sum() == len(events)
 
 
 def test_frames_index_polarity_y_x_and_time(tmp_path):
@@ -165,7 +165,7 @@ def test_out_of_range_coordinates_error_names_file(tmp_path):
     with pytest.raises(ValueError, match=r"7\.bin.*x=40"):
         NMNIST(root)[0]
     with pytest.raises(ValueError, match=r"7\.bin.*outside the 34x34 sensor"):
-        read_events(root / "train" / "7.bin")
+        read_events(root / "train" / "7.bin", NMNIST.sensor_size)
 
 
 def test_empty_recording_error_names_file(tmp_path):
@@ -200,3 +200,22 @@ def test_default_root_env_override(monkeypatch, tmp_path):
     shutil.copytree(ROOT / "test", tmp_path / "nmnist_small" / "test")
     shutil.copy(ROOT / "test100.txt", tmp_path / "nmnist_small")
     assert len(NMNIST(None, train=False, T=2)) == 100
+
+
+def test_a_pip_install_without_the_embedded_data_gives_the_commands(monkeypatch, tmp_path):
+    """Issue 18: from site-packages, data/nmnist_small is not there; say exactly what to run."""
+    from sparsegrad.data import load_splits, nmnist
+
+    monkeypatch.delenv("SPARSEGRAD_DATA", raising=False)
+    monkeypatch.setattr(nmnist, "__file__", str(tmp_path / "site-packages" / "sparsegrad" / "data" / "nmnist.py"))
+    assert default_root() == tmp_path / "site-packages" / "data" / "nmnist_small"
+    for make in (lambda: NMNIST(None), lambda: load_splits("nmnist", None, T=2)):
+        with pytest.raises(FileNotFoundError) as info:
+            make()
+        message = str(info.value)
+        assert "not with the pip package" in message and str(default_root()) in message
+        assert "export SPARSEGRAD_DATA=/path/to/sparsegrad/data" in message
+        assert "python -m sparsegrad.train --dataset nmnist --data-root ~/data/nmnist --download" in message
+    monkeypatch.setenv("SPARSEGRAD_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"SPARSEGRAD_DATA=.*nowhere"):
+        NMNIST(None)

@@ -49,7 +49,7 @@ def test_fold_9_of_10_is_the_9_to_1_split(targets):
 def test_kfold_split_rejects_bad_arguments():
     with pytest.raises(ValueError, match="--folds must be an integer >= 2, got 1"):
         kfold_split([0, 1], 1, 0)
-    with pytest.raises(ValueError, match=r"--fold must be an integer in \[0, 3\) for --folds 3, got 3"):
+    with pytest.raises(ValueError, match=r"--fold must be an integer in \[0, 2\] \(one of the 3 folds\), got 3"):
         kfold_split([0, 0, 0], 3, 3)
     with pytest.raises(ValueError, match=r"at least 3 samples per class; class\(es\) \{1: 2\}"):
         kfold_split([0, 0, 0, 1, 1], 3, 0)
@@ -103,3 +103,59 @@ def test_image_folder_errors_name_the_flag(tmp_path):
         load_splits("imagefolder", tmp_path / "empty")
     with pytest.raises(ValueError, match="--data-root is required for imagefolder"):
         load_splits("imagefolder", None)
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_truncated_png_is_named_with_its_folder_at_first_read(tmp_path):
+    """Issue 17 item 11: PIL's bare ``OSError: image file is truncated`` named no file."""
+    root = write_image_folder(tmp_path / "imgs", {"a": 10, "b": 10}, size=(16, 16))
+    victim = root / "b" / "3.png"
+    _truncate(victim)
+    train, test = load_splits("imagefolder", root)
+    index = next(i for i, j in enumerate(train.dataset.indices) if train.dataset.dataset.samples[j][0] == str(victim))
+    with pytest.raises(ValueError, match=r"b/3\.png: cannot read this image in the image folder .*imgs") as info:
+        train[index]
+    assert "check_files" in str(info.value)
+    assert train[0][0].shape == (3, 16, 16)  # the others still read
+
+
+def test_check_files_finds_every_unreadable_image_up_front(tmp_path):
+    from sparsegrad.data import check_files
+
+    write_image_folder(tmp_path / "train", {"cat": 4, "dog": 4}, size=(8, 8))
+    write_image_folder(tmp_path / "val", {"cat": 2, "dog": 2}, size=(8, 8), seed=1)
+    bad = [tmp_path / "train" / "cat" / "2.png", tmp_path / "val" / "dog" / "0.png"]
+    _truncate(bad[0])
+    bad[1].write_text("not a png")
+    found = check_files(*load_splits("imagefolder", tmp_path))
+    assert sorted(path for path, _ in found) == sorted(bad)
+    assert all(str(path) in message for path, message in found)
+    assert check_files(*load_splits("imagefolder", write_image_folder(tmp_path / "ok", {"x": 10, "y": 10}))) == []
+
+
+def test_val_classes_missing_from_train_are_refused_by_name(tmp_path):
+    """Issue 17 item 13: their images were dropped silently (3 of 6 test images vanished)."""
+    write_image_folder(tmp_path / "train", {"cat": 3, "dog": 3}, size=(6, 6))
+    write_image_folder(tmp_path / "val", {"cat": 1, "dog": 2, "eel": 2, "fox": 1}, size=(6, 6), seed=1)
+    with pytest.raises(ValueError, match=r"the classes \['eel', 'fox'\] of .*val have no folder in .*train"):
+        load_splits("imagefolder", tmp_path)
+
+
+def test_a_one_class_folder_is_refused(tmp_path):
+    """Issue 17 item 13: one class trained to "100 %" without a word."""
+    with pytest.raises(ValueError, match=r"holds one class folder \('only'\).*at least two"):
+        load_splits("imagefolder", write_image_folder(tmp_path / "one", {"only": 12}))
+    write_image_folder(tmp_path / "split" / "train", {"only": 4})
+    write_image_folder(tmp_path / "split" / "val", {"only": 2})
+    with pytest.raises(ValueError, match="holds one class folder"):
+        load_splits("imagefolder", tmp_path / "split")
+
+
+def test_a_training_class_without_images_is_refused(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", {"a": 3, "b": 3})
+    (root / "c").mkdir()
+    with pytest.raises(ValueError, match=r"the class folders \['c'\] of .*imgs hold no images"):
+        load_splits("imagefolder", root)

@@ -144,10 +144,10 @@ def test_integer_scalars_are_timesteps(T_ok):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"T": True}, "T must be an int >= 1.*True"),
-        ({"T": "4"}, "T must be an int >= 1.*'4'"),
-        ({"T": 2.0}, "T must be an int >= 1.*2.0"),
-        ({"T": 0}, "T must be an int >= 1.*0"),
+        ({"T": True}, "T must be an integer >= 1 \\(timesteps\\).*True"),
+        ({"T": "4"}, "T must be an integer >= 1 \\(timesteps\\).*'4'"),
+        ({"T": 2.0}, "T must be an integer >= 1 \\(timesteps\\).*2.0"),
+        ({"T": 0}, "T must be an integer >= 1 \\(timesteps\\).*0"),
         ({"bn_mode": "tdbn"}, "bn_mode.*'tdbn'"),
         ({"neuron_layer": "lif"}, "neuron_layer must be a class or a partial, got 'lif'"),
         ({"neuron_layer": Recorder, "tau": 2.0}, r"cannot be built with \{'tau': 2.0\}"),

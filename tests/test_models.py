@@ -403,6 +403,25 @@ def test_bad_input_is_a_clear_error():
         build("spiking_convnet_s").forward_intermediates(static_input("spiking_convnet_s"), output_fmt="NHWC")
 
 
+
+def test_intermediate_indices_follow_timms_rule():
+    """Our feature_take_indices (timm keeps its own private): all, the last n, or given ones."""
+    from sparsegrad.models._base import feature_take_indices
+
+    assert feature_take_indices(4, None) == ([0, 1, 2, 3], 3)
+    assert feature_take_indices(4, 2) == ([2, 3], 3)
+    assert feature_take_indices(4, [0, -1]) == ([0, 3], 3)
+    for bad in (0, 5, [4], [-5], []):
+        with pytest.raises(ValueError, match="indices="):
+            feature_take_indices(4, bad)
+    model = build("spiking_convnet_m").eval()
+    x = static_input("spiking_convnet_m")
+    with torch.no_grad():
+        last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)
+        every = model.forward_intermediates(x, intermediates_only=True)
+    assert len(every) == 3 and all(torch.equal(a, b) for a, b in zip(last_two, every[1:], strict=True))
+
+
 # ============================================================================ real data
 def cifar10_images(root: Path, per_class: int = 2):
     classes = sorted(p.name for p in root.iterdir())

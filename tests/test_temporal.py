@@ -5,6 +5,8 @@ itself and knows which timesteps classify which samples correctly."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -154,7 +156,8 @@ def test_eval_does_not_count_or_update():
         y = head(logits_for(c, labels), target=labels)
         assert y.shape == (B, K)
         assert int(head.correct.sum()) == 0 and int(head.seen) == 0
-        head.update_factors()
+        with pytest.warns(UserWarning, match="no training forward"):
+            head.update_factors()
         torch.testing.assert_close(head.factors, torch.full((T,), 1.0 / T))
 
 
@@ -283,8 +286,8 @@ def test_state_dict_holds_factors_and_round_trips():
     head(logits_for(c, labels), target=labels)
     head.update_factors()
     state = head.state_dict()
-    assert {"factors", "epochs", "_extra_state"} <= set(state)
-    assert set(state["_extra_state"]) == {"correct", "seen"}
+    assert set(state) == {"factors", "epochs", "correct", "seen"}
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
     assert torch.equal(state["factors"], head.factors)
     other = TemporalWeightedHead(Identity(), T=T)
     other.load_state_dict(state)
@@ -306,6 +309,80 @@ def test_counts_gathered_mid_epoch_survive_a_state_dict_round_trip():
     assert torch.equal(other.factors, head.factors)
 
 
+def _trained_head(seed: int) -> TemporalWeightedHead:
+    """A head whose factors moved (one update) and which holds counts of a second batch."""
+    head = TemporalWeightedHead(Identity(), T=T)
+    for step in range(2):
+        c, labels = random_pattern(B, seed=seed + step)
+        head(logits_for(c, labels), target=labels)
+        if step == 0:
+            head.update_factors()
+    return head
+
+
+def test_safetensors_saves_and_restores_factors_and_counts(tmp_path):
+    """Issue 17 item 6: safetensors refused the old dict-valued ``_extra_state``."""
+    from safetensors.torch import load_file, save_file
+
+    head = _trained_head(seed=21)
+    save_file(head.state_dict(), str(tmp_path / "head.safetensors"))
+    other = TemporalWeightedHead(Identity(), T=T)
+    assert not other.load_state_dict(load_file(str(tmp_path / "head.safetensors"))).missing_keys
+    assert not torch.equal(head.factors, torch.full((T,), 1 / T))
+    for name in ("factors", "epochs", "correct", "seen"):
+        assert torch.equal(getattr(other, name), getattr(head, name)), name
+
+
+def test_accelerate_save_state_and_load_state_restore_the_head(tmp_path):
+    """Issue 17 item 6: ``accelerator.save_state()`` failed on the dict extra state."""
+    from accelerate import Accelerator
+
+    head = _trained_head(seed=31)
+    accelerator = Accelerator(cpu=True)
+    accelerator.prepare(head)
+    accelerator.save_state(str(tmp_path / "state"))
+    fresh = TemporalWeightedHead(Identity(), T=T)
+    restorer = Accelerator(cpu=True)
+    restorer.prepare(fresh)
+    restorer.load_state(str(tmp_path / "state"))
+    for name in ("factors", "epochs", "correct", "seen"):
+        assert torch.equal(getattr(fresh, name), getattr(head, name)), name
+    fresh.update_factors()
+    head.update_factors()
+    assert torch.equal(fresh.factors, head.factors)
+
+
+def test_a_state_dict_of_the_old_extra_state_format_still_loads():
+    old = {"factors": torch.tensor([0.1] * 4 + [0.2] * 3, dtype=torch.float32), "epochs": torch.tensor(3),
+           "_extra_state": {"correct": torch.arange(T), "seen": torch.tensor(9)}}
+    head = TemporalWeightedHead(Identity(), T=T)
+    assert not head.load_state_dict(old).missing_keys
+    assert torch.equal(head.correct, torch.arange(T)) and int(head.seen) == 9 and int(head.epochs) == 3
+
+
+def test_a_state_dict_of_another_t_is_refused_naming_the_counts():
+    with pytest.raises(RuntimeError, match=r"size mismatch for correct: copying \[7\].*\[4\] \(T=4\)"):
+        TemporalWeightedHead(Identity(), T=4).load_state_dict(_trained_head(seed=1).state_dict())
+
+
+@pytest.mark.parametrize("mode", ["epoch", "step"])
+def test_update_factors_without_any_target_warns(mode):
+    """Issue 18: forgetting ``target=`` left the factors uniform without a word."""
+    head = TemporalWeightedHead(Identity(), T=T, update_every=mode)
+    c, labels = random_pattern(B, seed=5)
+    head(logits_for(c, labels))  # no target
+    with pytest.warns(UserWarning, match=r"no training forward .* passed target="):
+        head.update_factors()
+    assert torch.equal(head.factors, torch.full((T,), 1 / T))
+    head(logits_for(c, labels), target=labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        head.update_factors()  # counted: no warning
+    assert not torch.equal(head.factors, torch.full((T,), 1 / T))
+    with pytest.warns(UserWarning, match="no training forward"):
+        head.update_factors()  # the next epoch saw no target again
+
+
 def test_counts_are_not_buffers_so_ddp_cannot_overwrite_them():
     names = {name for name, _ in TemporalWeightedHead(Identity(), T=T).named_buffers()}
     assert names == {"factors", "epochs"}
@@ -315,14 +392,14 @@ def test_counts_are_not_buffers_so_ddp_cannot_overwrite_them():
     "T_bad", [0, -1, 2.5, True, "7", None, np.True_, torch.tensor(True), np.float64(7.0), torch.tensor(7.0)]
 )
 def test_bad_t_raises_naming_the_value(T_bad):
-    with pytest.raises(ValueError, match=r"T must be an int >= 1, got ") as info:
+    with pytest.raises(ValueError, match=r"T must be an integer >= 1 \(timesteps\), got ") as info:
         TemporalWeightedHead(Identity(), T=T_bad)
     assert str(info.value).endswith(repr(T_bad))
 
 
 @pytest.mark.parametrize("beta", [1.0, -0.1, 1.5, float("nan"), True, "0.7", np.True_, torch.tensor(False)])
 def test_bad_beta_raises(beta):
-    with pytest.raises(ValueError, match=r"beta must be a number in \[0, 1\), got "):
+    with pytest.raises(ValueError, match=r"beta must be a finite number in \[0, 1\) \(EMA momentum\), got "):
         TemporalWeightedHead(Identity(), T=T, beta=beta)
 
 

@@ -6,7 +6,11 @@ DataLoader to ``[B, T, 2, H, W]``; static datasets yield ``(image [3, H, W], lab
 
 Modules: [registry][sparsegrad.data.registry] (every dataset by name: classes, channels,
 default size, kind; [load_splits][sparsegrad.data.registry.load_splits] with k-fold splits),
-[frames][sparsegrad.data.frames] (events -> frames, frame cache, base class),
+[frames][sparsegrad.data.frames] (events -> frames), [events][sparsegrad.data.events] (the
+event datasets' base class), [frame_cache][sparsegrad.data.frame_cache] (the on-disk frame
+cache, shared safely by several processes), [atis][sparsegrad.data.atis] (the ATIS ``.bin``
+reader of N-MNIST and N-Caltech101), [check][sparsegrad.data.check] (every unreadable file,
+found before a run),
 [transforms][sparsegrad.data.transforms] (Cutout, event augmentation),
 [splits][sparsegrad.data.splits] (per-class 9:1 and k-fold splits, class-balanced sampler),
 [static][sparsegrad.data.static], [imagefolder][sparsegrad.data.imagefolder] (any folder of
@@ -20,11 +24,14 @@ from sparsegrad._extras import require
 
 require("data", __name__)  # before the imports that need the extra
 
+from sparsegrad.data.atis import read_events
+from sparsegrad.data.check import check_files
 from sparsegrad.data.cifar10dvs import CIFAR10DVS
 from sparsegrad.data.dvsgesture import DVSGesture
-from sparsegrad.data.frames import EventFrameDataset, events_to_frames, resize_frames
+from sparsegrad.data.events import EventFrameDataset, PerClassSplitDataset
+from sparsegrad.data.frames import events_to_frames, resize_frames
 from sparsegrad.data.ncaltech101 import NCaltech101
-from sparsegrad.data.nmnist import NMNIST, default_root, read_events, read_labels
+from sparsegrad.data.nmnist import NMNIST, default_root, read_labels
 from sparsegrad.data.registry import DATASETS, DatasetSpec, Transformed, build_dataset, load_splits, targets_of
 from sparsegrad.data.splits import class_balanced_sampler, kfold_split, split_per_class
 from sparsegrad.data.static import build_static, static_transform
@@ -38,10 +45,12 @@ __all__ = [
     "Cutout",
     "DVSGesture",
     "EventFrameDataset",
+    "PerClassSplitDataset",
     "Transformed",
     "NCaltech101",
     "build_dataset",
     "build_static",
+    "check_files",
     "class_balanced_sampler",
     "default_root",
     "event_augmentation",

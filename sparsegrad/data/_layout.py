@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from sparsegrad._validate import check_bool
 from sparsegrad.data.splits import natural_key
 
 __all__ = ["class_files", "list_files", "locate_root"]
@@ -62,6 +63,4 @@ def class_files(folders: Sequence[Path], suffixes: tuple[str, ...]) -> tuple[lis
 
 def check_train_flag(train) -> bool:
     """``train`` must be a bool (a string such as ``"yes"`` would pick a split silently)."""
-    if not isinstance(train, bool):
-        raise ValueError(f"train must be True (training split) or False (test split), got {train!r}")
-    return train
+    return check_bool("train (True: the training split, False: the test split)", train)

@@ -8,7 +8,8 @@ CIFAR-10 images. The files come in two encodings, both read by tonic:
   addresses), read with ``tonic.io.get_aer_events_from_file`` and decoded with the bit layout of
   ``tonic.io.read_dvs_128``. Files declaring ``#!AER-DAT3.1`` (polarity packets of 8-byte
   events) are decoded with the layout of ``tonic.io.read_dvs_ibm``. (Those two tonic functions
-  themselves fail in tonic 1.7: they unpack two values from a header parser returning three.)
+  themselves fail up to tonic 1.7, neuromorphs/tonic#302; on a later tonic they are called,
+  see ``sparsegrad.data._tonic``.)
 - tonic's re-encoding (what ``tonic.datasets.CIFAR10DVS`` downloads, so what ``download=True``
   gives): ``.aedat4`` files, read with ``tonic.io.read_aedat4``, which needs the ``aedat``
   package.
@@ -32,16 +33,15 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tonic
-import torch
 
-from sparsegrad.data._layout import check_train_flag, class_files, locate_root
-from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset
-from sparsegrad.data.splits import split_part
+from sparsegrad.data._layout import class_files
+from sparsegrad.data._tonic import AEDAT_HEADER_UNPACK
+from sparsegrad.data.events import PerClassSplitDataset
+from sparsegrad.data.frames import EVENT_DTYPE
 
 __all__ = ["CIFAR10DVS", "read_cifar10dvs"]
 
@@ -98,6 +98,32 @@ def _check_aedat3_packets(path: Path, start: int) -> None:
             fh.seek(pos)
 
 
+def _read_aedat(path: Path, version: float, start: int) -> np.ndarray:
+    """AEDAT 2 (DVS128 addresses, tonic ``read_dvs_128``) or 3.1 (``read_dvs_ibm``) events."""
+    if not AEDAT_HEADER_UNPACK.present:
+        _, raw = (tonic.io.read_dvs_128 if version < 3 else tonic.io.read_dvs_ibm)(str(path))
+        events = np.empty(len(raw), dtype=EVENT_DTYPE)
+        for name in EVENT_DTYPE.names:
+            events[name] = raw[name]
+        return events
+    # The tonic releases with AEDAT_HEADER_UNPACK: call the reader those two functions wrap
+    # and decode the addresses with their bit layouts.
+    try:
+        raw = tonic.io.get_aer_events_from_file(str(path), version, start)
+    except Exception as err:
+        raise ValueError(f"{path}: tonic could not read it ({type(err).__name__}: {err})") from err
+    address = raw["address"].astype(np.int64)
+    events = np.empty(len(raw), dtype=EVENT_DTYPE)
+    events["t"] = raw["timeStamp"]
+    if version < 3:  # DVS128 address (tonic read_dvs_128)
+        events["x"], events["y"] = (address >> 8) & 0x7F, (address >> 1) & 0x7F
+        events["p"] = address & 1
+    else:  # AEDAT 3.1 polarity event (tonic read_dvs_ibm)
+        events["x"], events["y"] = (address >> 17) & 0x1FFF, (address >> 2) & 0x1FFF
+        events["p"] = (address >> 1) & 1
+    return events
+
+
 def read_cifar10dvs(path: str | os.PathLike) -> np.ndarray:
     """Reads one CIFAR10-DVS recording (``.aedat`` AEDAT 2.0/3.1, or ``.aedat4``) through tonic.
 
@@ -149,45 +175,22 @@ def read_cifar10dvs(path: str | os.PathLike) -> np.ndarray:
             _check_aedat3_packets(path, start)
         else:
             raise ValueError(f"{path}: AEDAT version {version} is not supported (2.x or 3.x)")
-        # tonic 1.7's read_dvs_128 / read_dvs_ibm unpack two values from
-        # read_aedat_header_from_file, which returns three, so they always fail; call the
-        # reader they wrap and decode the addresses with their bit layouts.
-        try:
-            raw = tonic.io.get_aer_events_from_file(str(path), version, start)
-        except Exception as err:
-            raise ValueError(
-                f"{path}: tonic could not read it ({type(err).__name__}: {err})"
-            ) from err
-        address = raw["address"].astype(np.int64)
-        events = np.empty(len(raw), dtype=EVENT_DTYPE)
-        events["t"] = raw["timeStamp"]
-        if version < 3:  # DVS128 address (tonic read_dvs_128)
-            events["x"], events["y"] = (address >> 8) & 0x7F, (address >> 1) & 0x7F
-            events["p"] = address & 1
-        else:  # AEDAT 3.1 polarity event (tonic read_dvs_ibm)
-            events["x"], events["y"] = (address >> 17) & 0x1FFF, (address >> 2) & 0x1FFF
-            events["p"] = (address >> 1) & 1
+        events = _read_aedat(path, version, start)
     if len(events) == 0:
         raise ValueError(f"{path}: the recording holds no events")
     return events
 
 
-class CIFAR10DVS(EventFrameDataset):
+class CIFAR10DVS(PerClassSplitDataset):
     """CIFAR10-DVS as ``T`` equal-time event frames, resized to 48x48, split 9:1 per class.
 
-    Args:
-        root: the folder holding the class folders (see the module docstring).
-        train: the first 90 % of each class (True) or the remaining 10 % (False).
-        T: number of frames per recording (10 in the paper).
-        size: frame side after bilinear resizing (48 in the paper); ``None`` keeps 128x128.
-        transform: callable on each float32 ``[T, 2, H, W]`` sample, e.g.
-            [event_augmentation][sparsegrad.data.transforms.event_augmentation] for training
-            (``build_dataset`` adds it for the training split).
-        cache_dir: parent folder of the frame cache (``tonic.DiskCachedDataset``); ``None``
-            frames every recording on every access.
-        train_fraction: share of each class used for training.
-        download: download tonic's ``.aedat4`` version into ``root/CIFAR10DVS`` with
-            ``tonic.datasets.CIFAR10DVS`` if the files are missing (reading it needs ``aedat``).
+    Takes [PerClassSplitDataset][sparsegrad.data.events.PerClassSplitDataset]'s arguments:
+    ``root`` (the folder holding the class folders, see the module docstring), ``train``,
+    ``T`` (10 in the paper), ``size`` (48 in the paper; ``None`` keeps 128x128),
+    ``transform`` (e.g. [event_augmentation][sparsegrad.data.transforms.event_augmentation],
+    which ``build_dataset`` adds for the training split), ``cache_dir``, ``train_fraction``
+    and ``download`` (tonic's ``.aedat4`` version into ``root/CIFAR10DVS`` with
+    ``tonic.datasets.CIFAR10DVS``; reading it needs ``aedat``).
 
     Shape:
         ``dataset[i]`` is ``(frames, label)``: frames float32 ``[T, 2, size, size]`` indexed
@@ -205,26 +208,18 @@ class CIFAR10DVS(EventFrameDataset):
     """
 
     dataset_name = "cifar10dvs"
-    sensor_size = (128, 128, 2)
-    classes = CLASSES
+    title = "CIFAR10-DVS"
+    sensor_size, classes = (128, 128, 2), CLASSES  # recorded with a DVS128
+    layout = _LAYOUT
+    root_folders = ("", "CIFAR10DVS")
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        train: bool = True,
-        T: int = 10,
-        *,
-        size: int | tuple[int, int] | None = 48,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        train_fraction: float = 0.9,
-        download: bool = False,
-    ):
-        check_train_flag(train)
-        root = Path(root).expanduser()
-        if download and not self._holds_data(root) and not self._holds_data(root / "CIFAR10DVS"):
-            tonic.datasets.CIFAR10DVS(save_to=str(root))
-        folder = locate_root(root, ("", "CIFAR10DVS"), self._holds_data, "CIFAR10-DVS", _LAYOUT)
+    def holds_data(self, folder: Path) -> bool:
+        return any((folder / name).is_dir() for name in CLASSES)
+
+    def download(self, root: Path) -> None:
+        tonic.datasets.CIFAR10DVS(save_to=str(root))
+
+    def list_all_recordings(self, folder: Path) -> tuple[list[Path], list[int]]:
         files, targets = class_files([folder / name for name in CLASSES], SUFFIXES)
         empty = [name for label, name in enumerate(CLASSES) if label not in set(targets)]
         if empty:
@@ -232,26 +227,7 @@ class CIFAR10DVS(EventFrameDataset):
                 f"CIFAR10-DVS class folder {folder / empty[0]} is missing or holds no .aedat / "
                 f".aedat4 files; expected\n{_LAYOUT}"
             )
-        files, targets = split_part(files, targets, train, train_fraction)
-        self.train = train
-        self.train_fraction = train_fraction
-        super().__init__(
-            files,
-            targets,
-            root=folder,
-            split="train" if train else "test",
-            T=T,
-            size=size,
-            transform=transform,
-            cache_dir=cache_dir,
-        )
-
-    @staticmethod
-    def _holds_data(folder: Path) -> bool:
-        return folder.is_dir() and any((folder / name).is_dir() for name in CLASSES)
-
-    def cache_params(self) -> dict:
-        return super().cache_params() | {"train_fraction": self.train_fraction}
+        return files, targets
 
     def read_events(self, path: Path) -> np.ndarray:
         return read_cifar10dvs(path)

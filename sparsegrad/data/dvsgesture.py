@@ -22,15 +22,14 @@ Layout of a root folder (``root`` or ``root/DVSGesture`` as
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tonic
-import torch
 
-from sparsegrad.data._layout import check_train_flag, list_files, locate_root
-from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset
+from sparsegrad.data._layout import list_files
+from sparsegrad.data.events import EventFrameDataset
+from sparsegrad.data.frames import EVENT_DTYPE
 
 __all__ = ["DVSGesture", "read_dvsgesture_npy"]
 
@@ -82,14 +81,11 @@ def read_dvsgesture_npy(path: str | os.PathLike) -> np.ndarray:
 class DVSGesture(EventFrameDataset):
     """DVS128 Gesture as ``T`` equal-time event frames (official user split).
 
-    Args:
-        root: the folder holding ``ibmGestureTrain/`` and ``ibmGestureTest/``.
-        train: users 1-23 (True) or 24-29 (False), i.e. ``ibmGestureTrain`` or ``ibmGestureTest``.
-        T: number of frames per sample.
-        size: resize the frames bilinearly to this side; ``None`` keeps 128x128.
-        transform: callable on each float32 ``[T, 2, H, W]`` sample.
-        cache_dir: parent folder of the frame cache; ``None`` disables it.
-        download: fetch the split with ``tonic.datasets.DVSGesture(save_to=root)`` if missing.
+    Takes [EventFrameDataset][sparsegrad.data.events.EventFrameDataset]'s arguments:
+    ``root`` (the folder holding ``ibmGestureTrain/`` and ``ibmGestureTest/``), ``train``
+    (users 1-23, ``ibmGestureTrain``, or 24-29, ``ibmGestureTest``), ``T``, ``size``
+    (``None`` keeps 128x128), ``transform``, ``cache_dir`` and ``download``
+    (``tonic.datasets.DVSGesture(save_to=root)``).
 
     Shape:
         ``dataset[i]`` is ``(frames, label)``: frames float32 ``[T, 2, 128, 128]`` (or
@@ -107,31 +103,21 @@ class DVSGesture(EventFrameDataset):
     """
 
     dataset_name = "dvsgesture"
+    title = "DVS128 Gesture"
     sensor_size = (128, 128, 2)
     classes = CLASSES
+    layout = _LAYOUT
+    root_folders = ("", "DVSGesture")
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        train: bool = True,
-        T: int = 10,
-        *,
-        size: int | tuple[int, int] | None = None,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        download: bool = False,
-    ):
-        check_train_flag(train)
-        root = Path(root).expanduser()
-        split = SPLIT_FOLDERS[bool(train)]
+    def holds_data(self, folder: Path) -> bool:
+        split = folder / SPLIT_FOLDERS[self.train]
+        return split.is_dir() and any(split.rglob("*.npy"))
 
-        def holds_split(folder: Path) -> bool:
-            return (folder / split).is_dir() and any((folder / split).rglob("*.npy"))
+    def download(self, root: Path) -> None:
+        tonic.datasets.DVSGesture(save_to=str(root), train=self.train)
 
-        if download and not holds_split(root) and not holds_split(root / "DVSGesture"):
-            tonic.datasets.DVSGesture(save_to=str(root), train=train)
-        folder = locate_root(root, ("", "DVSGesture"), holds_split, "DVS128 Gesture", _LAYOUT)
-        files = list_files(folder / split, (".npy",))
+    def list_recordings(self, folder: Path) -> tuple[list[Path], list[int]]:
+        files = list_files(folder / SPLIT_FOLDERS[self.train], (".npy",))
         targets = []
         for file in files:
             try:
@@ -143,17 +129,7 @@ class DVSGesture(EventFrameDataset):
                     f"{file}: the file name must be the label 0..{len(CLASSES) - 1} (<label>.npy)"
                 )
             targets.append(label)
-        self.train = train
-        super().__init__(
-            files,
-            targets,
-            root=folder,
-            split="train" if train else "test",
-            T=T,
-            size=size,
-            transform=transform,
-            cache_dir=cache_dir,
-        )
+        return files, targets
 
     def read_events(self, path: Path) -> np.ndarray:
         return read_dvsgesture_npy(path)

@@ -5,14 +5,18 @@ Two layouts are read (``<class>`` folders hold images in any format PIL opens):
     <root>/train/<class>/*  and  <root>/val/<class>/*    # (or test/ instead of val/)
     <root>/<class>/*                                      # one split: cut per class by the engine
 
-Classes are the sorted folder names of the training split (the single split). The number of
-channels (1 for grayscale, 3 otherwise) and the image size are read from the first training
-image; every image is converted to that mode and resized to that size (or to ``size``).
+Classes are the sorted folder names of the training split (the single split); at least two,
+and every class of ``val/`` must have a folder in ``train/``. The number of channels (1 for
+grayscale, 3 otherwise) and the image size are read from the first training image; every
+image is converted to that mode and resized to that size (or to ``size``). An image that
+cannot be read (a truncated PNG, a file that is no image) fails at its first read, naming the
+file and its folder; [check_files][sparsegrad.data.check.check_files] finds them all up front.
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 from PIL import Image
@@ -20,15 +24,43 @@ from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision import transforms as T
 
-__all__ = ["ClassFolder", "folder_format", "folder_transform", "open_imagefolder"]
+__all__ = ["ClassFolder", "folder_format", "folder_transform", "open_imagefolder", "read_image"]
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 _LAYOUT = ("<root>/train/<class>/* with <root>/val/<class>/* (or <root>/test/<class>/*), "
            "or <root>/<class>/* for a single split")
 
 
+def read_image(path: str | os.PathLike, folder: str | os.PathLike | None = None) -> Image.Image:
+    """Reads an image completely, as RGB (torchvision's ``pil_loader``), or says which file failed.
+
+    Args:
+        path: the image file.
+        folder: the image folder it belongs to, named in the message.
+
+    Returns:
+        The decoded RGB image.
+
+    Raises:
+        ValueError: PIL cannot open or decode the file (truncated, corrupt, not an image);
+            the message names the file, its folder and how to find every such file.
+    """
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")  # decodes every pixel now: a truncated file fails here
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for broken files
+        where = f" in the image folder {folder}" if folder is not None else ""
+        raise ValueError(
+            f"{path}: cannot read this image{where} ({type(err).__name__}: {err}); "
+            "sparsegrad.data.check_files(dataset) lists every unreadable file"
+        ) from err
+
+
 class ClassFolder(datasets.ImageFolder):
     """A torchvision ``ImageFolder`` whose class list is given, so two splits share indices.
+
+    Images are read with [read_image][sparsegrad.data.imagefolder.read_image], so a broken
+    file is named with its folder.
 
     Args:
         root: a folder of ``<class>/`` folders.
@@ -38,7 +70,8 @@ class ClassFolder(datasets.ImageFolder):
 
     def __init__(self, root: str | os.PathLike, classes: list[str], transform=None):
         self._given = list(classes)
-        super().__init__(str(root), transform=transform, allow_empty=True)
+        super().__init__(str(root), transform=transform, loader=partial(read_image, folder=root),
+                         allow_empty=True)
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return self._given, {name: i for i, name in enumerate(self._given)}
@@ -57,6 +90,8 @@ def open_imagefolder(root: str | os.PathLike) -> tuple[Dataset, Dataset | None]:
     Raises:
         FileNotFoundError: ``root`` is missing or holds no class folder with images; the
             message names ``--data-root`` and the layouts.
+        ValueError: one class only, a training class folder without images, or classes of
+            the ``val/`` (``test/``) folder that ``train/`` lacks; the message names them.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -73,7 +108,27 @@ def open_imagefolder(root: str | os.PathLike) -> tuple[Dataset, Dataset | None]:
         raise FileNotFoundError(f"--data-root {root}: {err}; an image folder is {_LAYOUT}") from None
     if not len(train):
         raise FileNotFoundError(f"--data-root {root}: no images in {train_dir}/<class>/; expected {_LAYOUT}")
+    _check_classes(train, train_dir, test_dir if split else None)
     return train, (ClassFolder(test_dir, classes) if split else None)
+
+
+def _check_classes(train: ClassFolder, train_dir: Path, test_dir: Path | None) -> None:
+    """At least two classes, each with images, and no test class unknown to training."""
+    if len(train.classes) < 2:
+        raise ValueError(
+            f"--data-root {train_dir} holds one class folder ({train.classes[0]!r}); a classifier "
+            "needs at least two (one sub-folder of images per class)"
+        )
+    empty = [name for label, name in enumerate(train.classes) if label not in set(train.targets)]
+    if empty:
+        raise ValueError(f"--data-root: the class folders {empty} of {train_dir} hold no images")
+    if test_dir is not None:
+        unknown = sorted(set(_class_dirs(test_dir)) - set(train.classes))
+        if unknown:
+            raise ValueError(
+                f"--data-root: the classes {unknown} of {test_dir} have no folder in {train_dir}; "
+                "their images would be dropped. Add them to the training split or remove them"
+            )
 
 
 def folder_format(dataset: ClassFolder) -> tuple[int, tuple[int, int]]:

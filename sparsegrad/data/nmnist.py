@@ -21,26 +21,31 @@ and the full dataset as released (``root`` or ``root/NMNIST`` as
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tonic
-import torch
 
-from sparsegrad.data._layout import check_train_flag, class_files
-from sparsegrad.data.frames import EVENT_DTYPE, EventFrameDataset, check_in_sensor, events_to_frames
+from sparsegrad.data._layout import class_files
+from sparsegrad.data.atis import read_events
+from sparsegrad.data.events import EventFrameDataset
 
-__all__ = ["NMNIST", "default_root", "events_to_frames", "read_events", "read_labels"]
+__all__ = ["NMNIST", "default_root", "read_labels"]
 
 SENSOR_SIZE = (34, 34, 2)  # (width x, height y, polarities), as tonic.datasets.NMNIST
-_BYTES_PER_EVENT = 5
 _LAYOUT = (
     "train1K.txt and test100.txt (lines '<id><TAB><class>') and the recordings "
     "train/<id>.bin and test/<id>.bin in N-MNIST's native format, or the full release's "
     "Train/<digit>/*.bin and Test/<digit>/*.bin (also under <root>/NMNIST/)"
 )
 _OFFICIAL_FOLDERS = {True: "Train", False: "Test"}
+_NOT_EMBEDDED = """\
+the embedded N-MNIST subset is not at {root}{env}. It ships with the source repository
+(data/nmnist_small, 24 MB), not with the pip package. Either point SPARSEGRAD_DATA at the
+data/ folder of a sparsegrad checkout:
+    export SPARSEGRAD_DATA=/path/to/sparsegrad/data
+or train on the full N-MNIST (70,000 recordings), which tonic downloads:
+    python -m sparsegrad.train --dataset nmnist --data-root ~/data/nmnist --download"""
 
 
 def default_root() -> Path:
@@ -106,54 +111,6 @@ def read_labels(path: str | os.PathLike) -> list[tuple[int, int]]:
     return pairs
 
 
-def read_events(
-    path: str | os.PathLike,
-    sensor_size: tuple[int, int, int] = SENSOR_SIZE,
-    *,
-    check_order: bool = True,
-) -> np.ndarray:
-    """Reads one ATIS ``.bin`` recording (N-MNIST, N-Caltech101) with ``tonic.io.read_mnist_file``.
-
-    The format is 5 bytes per event: x, y, then polarity in bit 7 and a 23-bit timestamp in
-    microseconds. tonic drops the format's timestamp-overflow markers (y = 240).
-
-    Args:
-        path: a ``.bin`` recording.
-        sensor_size: ``(width, height, polarities)``; coordinates must lie inside it.
-        check_order: reject timestamps that go backwards (framing does not need sorted events;
-            the check guards N-MNIST's files, which are all sorted).
-
-    Returns:
-        Structured array with fields ``x``, ``y``, ``t`` (µs), ``p`` in file order.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is truncated (size not a multiple of 5 bytes), holds no events, has
-            coordinates outside the sensor or (with ``check_order``) timestamps going backwards;
-            the message names it.
-
-    Reference:
-        Orchard et al. 2015, "Converting static image datasets to spiking neuromorphic datasets
-        using saccades", Front. Neurosci. 9:437 (the format); tonic ``io.read_mnist_file``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"recording {path} does not exist")
-    size = path.stat().st_size
-    if size % _BYTES_PER_EVENT:
-        raise ValueError(
-            f"{path}: {size} bytes is not a multiple of {_BYTES_PER_EVENT} (bytes per ATIS "
-            "event); the file is truncated or not an N-MNIST / N-Caltech101 .bin recording"
-        )
-    events = tonic.io.read_mnist_file(str(path), dtype=EVENT_DTYPE)
-    if len(events) == 0:
-        raise ValueError(f"{path}: the recording holds no events")
-    check_in_sensor(events, sensor_size[0], sensor_size[1], f"{path}: ")
-    if check_order and np.any(np.diff(events["t"]) < 0):
-        raise ValueError(f"{path}: timestamps go backwards; the file is corrupt")
-    return events
-
-
 class NMNIST(EventFrameDataset):
     """N-MNIST recordings as event frames, read from a local folder.
 
@@ -162,16 +119,12 @@ class NMNIST(EventFrameDataset):
     ``cache_dir`` the frames are kept in memory for later epochs (the embedded subset is small);
     with it they are cached on disk. Nothing is downloaded unless ``download=True``.
 
-    Args:
-        root: a folder in either layout of the module docstring; ``None`` means
-            [default_root][sparsegrad.data.nmnist.default_root], the embedded 1,000 + 100 subset.
-        train: the training recordings (``train1K.txt`` / ``Train``) or the test ones.
-        T: number of time bins (frames) per recording.
-        size: resize the frames bilinearly to this side; ``None`` keeps 34x34.
-        transform: callable on each float32 ``[T, 2, H, W]`` sample.
-        cache_dir: parent folder of a disk frame cache; ``None`` keeps frames in memory.
-        download: fetch the full N-MNIST split with ``tonic.datasets.NMNIST(save_to=root)`` if
-            ``root`` holds neither layout.
+    Takes [EventFrameDataset][sparsegrad.data.events.EventFrameDataset]'s arguments: ``root``
+    (a folder in either layout of the module docstring; ``None`` means
+    [default_root][sparsegrad.data.nmnist.default_root], the embedded 1,000 + 100 subset),
+    ``train`` (``train1K.txt`` / ``Train``, or the test recordings), ``T``, ``size`` (``None``
+    keeps 34x34), ``transform``, ``cache_dir`` and ``download`` (the full split with
+    ``tonic.datasets.NMNIST(save_to=root)`` if ``root`` holds neither layout).
 
     Shape:
         ``dataset[i]`` is ``(frames, label)``: frames float32 ``[T, 2, 34, 34]`` indexed
@@ -180,7 +133,8 @@ class NMNIST(EventFrameDataset):
 
     Raises:
         FileNotFoundError: ``root``, its label file or a listed recording is missing; the
-            message names the path and the expected layout.
+            message names the path and the expected layout. Without the embedded subset (a
+            pip install), it gives the commands that fix it.
         ValueError: a label file line does not parse (file and line named), or - on access - a
             recording is truncated or corrupt (file named).
 
@@ -197,76 +151,51 @@ class NMNIST(EventFrameDataset):
     """
 
     dataset_name = "nmnist"
+    title = "N-MNIST"
     sensor_size = SENSOR_SIZE
     classes = tuple(range(10))
+    layout = _LAYOUT
+    root_folders = ("", "NMNIST")
     label_files = {True: "train1K.txt", False: "test100.txt"}
     keep_in_memory = True
 
-    def __init__(
-        self,
-        root: str | os.PathLike | None = None,
-        train: bool = True,
-        T: int = 10,
-        *,
-        size: int | tuple[int, int] | None = None,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        cache_dir: str | os.PathLike | None = None,
-        download: bool = False,
-    ):
-        check_train_flag(train)
-        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-            raise ValueError(f"T must be a positive int, got {T!r}")
-        root = Path(root).expanduser() if root is not None else default_root()
-        self.train = train
-        label_file = root / self.label_files[train]
-        if label_file.is_file():
-            folder = root
-            files, targets = self._subset(root, train)
-        else:
-            official = self._find_official(root, train)
-            if official is None and download:
-                tonic.datasets.NMNIST(save_to=str(root), train=train)
-                official = self._find_official(root, train)
-            if official is None:
-                if root.is_dir() and (root / self.label_files[not train]).is_file():
-                    read_labels(label_file)  # raises: names the missing label file
-                raise FileNotFoundError(
-                    f"N-MNIST root {root} does not exist or holds neither layout; it should hold "
-                    f"{_LAYOUT}. The embedded subset lives in data/nmnist_small of the repository "
-                    "(set SPARSEGRAD_DATA to a folder holding nmnist_small/ to read it elsewhere)."
-                )
-            folder = official.parent
-            files, targets = class_files([official / str(d) for d in range(10)], (".bin",))
-        super().__init__(
-            files,
-            targets,
-            root=folder,
-            split="train" if train else "test",
-            T=T,
-            size=size,
-            transform=transform,
-            cache_dir=cache_dir,
-        )
+    @classmethod
+    def default_root(cls) -> Path:
+        return default_root()
 
-    def _subset(self, root: Path, train: bool) -> tuple[list[Path], list[int]]:
-        split = "train" if train else "test"
-        pairs = read_labels(root / self.label_files[train])
-        files = [root / split / f"{sample_id}.bin" for sample_id, _ in pairs]
+    def find_root(self, root: Path, download: bool) -> Path:
+        try:
+            return super().find_root(root, download)
+        except FileNotFoundError:
+            if root != default_root() or root.is_dir():
+                raise
+            env = os.environ.get("SPARSEGRAD_DATA")
+            env = f" (SPARSEGRAD_DATA={env})" if env else ""
+            raise FileNotFoundError(_NOT_EMBEDDED.format(root=root, env=env)) from None
+
+    def holds_data(self, folder: Path) -> bool:
+        subset = any((folder / name).is_file() for name in self.label_files.values())
+        official = folder / _OFFICIAL_FOLDERS[self.train]
+        return subset or (official.is_dir() and any((official / str(d)).is_dir() for d in range(10)))
+
+    def download(self, root: Path) -> None:
+        tonic.datasets.NMNIST(save_to=str(root), train=self.train)
+
+    def list_recordings(self, folder: Path) -> tuple[list[Path], list[int]]:
+        if not any((folder / name).is_file() for name in self.label_files.values()):
+            official = folder / _OFFICIAL_FOLDERS[self.train]
+            return class_files([official / str(d) for d in range(10)], (".bin",))
+        label_file = folder / self.label_files[self.train]
+        pairs = read_labels(label_file)  # a missing label file is named here
+        split = "train" if self.train else "test"
+        files = [folder / split / f"{sample_id}.bin" for sample_id, _ in pairs]
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise FileNotFoundError(
-                f"{len(missing)} of {len(files)} recordings listed in "
-                f"{root / self.label_files[train]} are missing, the first {missing[0]}"
+                f"{len(missing)} of {len(files)} recordings listed in {label_file} are missing, "
+                f"the first {missing[0]}"
             )
         return files, [label for _, label in pairs]
-
-    @staticmethod
-    def _find_official(root: Path, train: bool) -> Path | None:
-        for folder in (root, root / "NMNIST"):
-            split = folder / _OFFICIAL_FOLDERS[train]
-            if split.is_dir() and any((split / str(d)).is_dir() for d in range(10)):
-                return split
-        return None
 
     def read_events(self, path: Path) -> np.ndarray:
         return read_events(path, self.sensor_size)

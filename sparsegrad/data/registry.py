@@ -22,7 +22,7 @@ from torch.utils.data import ConcatDataset, Dataset, Subset
 
 from sparsegrad.data.cifar10dvs import CIFAR10DVS
 from sparsegrad.data.dvsgesture import DVSGesture
-from sparsegrad.data.frames import EventFrameDataset
+from sparsegrad.data.events import EventFrameDataset
 from sparsegrad.data.imagefolder import folder_format, folder_transform, open_imagefolder
 from sparsegrad.data.ncaltech101 import NCaltech101
 from sparsegrad.data.nmnist import NMNIST

@@ -9,7 +9,6 @@ no random draw, so every run, machine and process sees the same one.
 
 from __future__ import annotations
 
-import numbers
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -17,6 +16,8 @@ from fractions import Fraction
 
 import torch
 from torch.utils.data import WeightedRandomSampler
+
+from sparsegrad._validate import check_int, check_real
 
 __all__ = ["class_balanced_sampler", "kfold_split", "natural_key", "split_part", "split_per_class"]
 
@@ -61,8 +62,7 @@ def split_per_class(
     Reference:
         docs/design.md §5; spikingjelly ``datasets.split_to_train_test_set`` (same per-class rule, floor).
     """
-    if not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
+    train_fraction = check_real("train_fraction", train_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     fraction = Fraction(train_fraction).limit_denominator(10**6)
     per_class: dict[int, list[int]] = {}
     for index, target in enumerate(targets):
@@ -82,10 +82,6 @@ def split_part(files: Sequence, targets: Sequence[int], train: bool, train_fract
     train_idx, test_idx = split_per_class(targets, train_fraction)
     keep = train_idx if train else test_idx
     return [files[i] for i in keep], [targets[i] for i in keep]
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def kfold_split(targets: Sequence[int], folds: int, fold: int) -> tuple[list[int], list[int]]:
@@ -115,10 +111,8 @@ def kfold_split(targets: Sequence[int], folds: int, fold: int) -> tuple[list[int
         kfold_split([0, 0, 0, 1, 1, 1], folds=3, fold=1)  # ([0, 2, 3, 5], [1, 4])
         ```
     """
-    if not _is_int(folds) or folds < 2:
-        raise ValueError(f"--folds must be an integer >= 2, got {folds!r}")
-    if not _is_int(fold) or not 0 <= fold < folds:
-        raise ValueError(f"--fold must be an integer in [0, {folds}) for --folds {folds}, got {fold!r}")
+    folds = check_int("--folds", folds, 2)
+    fold = check_int("--fold", fold, 0, folds - 1, what=f"(one of the {folds} folds)")
     per_class: dict[int, list[int]] = {}
     for index, target in enumerate(targets):
         per_class.setdefault(int(target), []).append(index)

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision import transforms as T
 
+from sparsegrad._normalize import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, IMAGENET_MEAN, IMAGENET_STD
 from sparsegrad.data.transforms import Cutout
 
 __all__ = [
@@ -35,12 +36,6 @@ __all__ = [
     "build_static",
     "static_transform",
 ]
-
-# Per-channel statistics of the training sets (pixel values in [0, 1]); the CIFAR std is the
-# true per-pixel standard deviation, not the (0.2023, 0.1994, 0.2010) often copied around.
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 STATIC_DATASETS = ("cifar10", "cifar100", "imagenet")
 

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
+from sparsegrad._validate import check_int, check_positive_int
+
 __all__ = ["Cutout", "event_augmentation"]
 
 
@@ -50,8 +52,8 @@ class Cutout(nn.Module):
         generator: torch.Generator | None = None,
     ):
         super().__init__()
-        if size < 1 or holes < 0:
-            raise ValueError(f"size must be >= 1 and holes >= 0, got size={size}, holes={holes}")
+        size = check_positive_int("Cutout: size", size, what="(pixels)")
+        holes = check_int("Cutout: holes", holes, 0)
         self.size, self.holes, self.value, self.generator = size, holes, value, generator
 
     @staticmethod

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, fields
 from typing import Callable
 
 from torch import nn
 
+from .._validate import check_choice, check_timesteps
 from ..neuron import LIF
 from ..surrogate import Surrogate
 from .norm import BN_MODES
@@ -70,17 +70,8 @@ class SpikingConfig:
     bn_mode: str = "merged"
 
     def __post_init__(self):
-        if isinstance(self.T, bool):
-            raise ValueError(f"T must be an int >= 1 (timesteps), got {self.T!r}")
-        try:
-            T = operator.index(self.T)
-        except TypeError:
-            raise ValueError(f"T must be an int >= 1 (timesteps), got {self.T!r}") from None
-        if T < 1:
-            raise ValueError(f"T must be an int >= 1 (timesteps), got {self.T!r}")
-        object.__setattr__(self, "T", T)
-        if self.bn_mode not in BN_MODES:
-            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {self.bn_mode!r}")
+        object.__setattr__(self, "T", check_timesteps("T", self.T))
+        check_choice("bn_mode", self.bn_mode, BN_MODES)
         if not callable(self.neuron_layer):
             raise ValueError(f"neuron_layer must be a class or a partial, got {self.neuron_layer!r}")
         self.neuron()  # check the neuron arguments now, not at the first layer

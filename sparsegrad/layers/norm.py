@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._validate import check_choice
 from .checkpoint import is_recomputing
 from .sequence import apply_merged
 
@@ -42,8 +43,7 @@ class TimeBatchNorm2d(nn.BatchNorm2d):
     """
 
     def __init__(self, num_features: int, mode: str = "merged"):
-        if mode not in BN_MODES:
-            raise ValueError(f"bn_mode must be one of {BN_MODES}, got {mode!r}")
+        check_choice("bn_mode", mode, BN_MODES)
         super().__init__(num_features)
         self.mode = mode
 

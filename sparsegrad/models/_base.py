@@ -11,7 +11,6 @@ from typing import Iterator
 
 import torch
 from timm.models import build_model_with_cfg
-from timm.models._features import feature_take_indices
 from torch import nn
 
 from ..layers import Classifier, checkpoint_seq
@@ -122,6 +121,28 @@ class SpikingNet(nn.Module):
         activations ([checkpoint_seq][sparsegrad.layers.checkpoint_seq]): same gradients
         and same batch-norm state, for stateless neurons."""
         self.grad_checkpointing = enable
+
+
+def feature_take_indices(num_maps: int, indices: int | list[int] | tuple[int, ...] | None) -> tuple[list[int], int]:
+    """The feature maps ``forward_intermediates`` returns: all (``None``), the last ``n``
+    (an int), or the given indices (negative ones count from the end); and the largest.
+
+    Follows timm's rule (its helper of the same name is private, ``timm.models._features``).
+
+    Raises:
+        ValueError: an index outside the ``num_maps`` maps.
+    """
+    if indices is None:
+        indices = num_maps
+    if isinstance(indices, int):
+        if not 0 < indices <= num_maps:
+            raise ValueError(f"indices={indices}: the last n maps need 1 <= n <= {num_maps}")
+        take = list(range(num_maps - indices, num_maps))
+    else:
+        take = [i + num_maps if i < 0 else i for i in indices]
+        if not take or any(not 0 <= i < num_maps for i in take):
+            raise ValueError(f"indices={list(indices)} must lie in [-{num_maps}, {num_maps}) (the feature maps)")
+    return take, max(take)
 
 
 def default_cfg(**kwargs) -> dict:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from timm.models import register_model
-from timm.models._registry import generate_default_cfgs
+from timm.models import generate_default_cfgs, register_model
 
+from .._validate import check_positive_int
 from ._base import build_spiking, default_cfg
 from .vgg import SpikingVGG
 
@@ -55,10 +55,12 @@ class SpikingConvNet(SpikingVGG):
         drop_rate: float = 0.0,
         **kwargs: object,
     ):
-        if isinstance(channels, (str, bytes)) or not channels or not all(
-            isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in channels
-        ):
-            raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}")
+        try:
+            if isinstance(channels, (str, bytes)) or not channels:
+                raise ValueError
+            channels = tuple(check_positive_int("channels", c) for c in channels)
+        except (TypeError, ValueError):
+            raise ValueError(f"channels must be a non-empty sequence of ints >= 1, got {channels!r}") from None
         layout = tuple(item for width in channels for item in (width, "A"))
         super().__init__(layout, num_classes, in_chans, img_size, drop_rate, **kwargs)
 

@@ -8,10 +8,10 @@ also hosts the SEW blocks of [sew_resnet][sparsegrad.models.sew_resnet].
 from __future__ import annotations
 
 import torch
-from timm.models import register_model
-from timm.models._registry import generate_default_cfgs
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
+from .._normalize import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
 from ..layers import ConvBN, SpikingConfig, SpikingEncoder, TimeAvgPool2d
 from ._base import SpikingNet, build_spiking, default_cfg
 
@@ -137,8 +137,8 @@ def _cfg(**kwargs) -> dict:
         "num_classes": 1000,
         "input_size": (3, 224, 224),
         "pool_size": (7, 7),
-        "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225),
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
     }
     return default_cfg(**{**imagenet, **kwargs})
 
@@ -150,8 +150,8 @@ default_cfgs = generate_default_cfgs(
             num_classes=10,
             input_size=(3, 32, 32),
             pool_size=(8, 8),
-            mean=(0.4914, 0.4822, 0.4465),
-            std=(0.2470, 0.2435, 0.2616),
+            mean=CIFAR10_MEAN,
+            std=CIFAR10_STD,
         ),
     }
 )

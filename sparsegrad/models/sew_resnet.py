@@ -10,8 +10,7 @@ conv1x1-BN-neuron, and no neuron follows the connection. The neuron is the model
 from __future__ import annotations
 
 import torch
-from timm.models import register_model
-from timm.models._registry import generate_default_cfgs
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from ..layers import ConvBN, ConvBNNeuron, SpikingConfig

@@ -8,10 +8,10 @@ feature map, whose size follows from ``img_size``.
 from __future__ import annotations
 
 import torch
-from timm.models import register_model
-from timm.models._registry import generate_default_cfgs
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
+from .._normalize import CIFAR10_MEAN, CIFAR10_STD
 from ..layers import ConvBNNeuron, SpikingConfig, SpikingEncoder, TimeAvgPool2d
 from ._base import SpikingNet, build_spiking, default_cfg
 
@@ -134,8 +134,8 @@ default_cfgs = generate_default_cfgs(
             num_classes=10,
             input_size=(3, 32, 32),
             fixed_input_size=True,
-            mean=(0.4914, 0.4822, 0.4465),
-            std=(0.2470, 0.2435, 0.2616),
+            mean=CIFAR10_MEAN,
+            std=CIFAR10_STD,
         ),
     }
 )
