@@ -16,9 +16,9 @@ import torch
 
 from ._validate import check_bool, check_real
 from .kernels import available_backends, native_kernels
-from .kernels.lif_torch import TorchLIF
 from .kernels.native import NativeLIF
-from .surrogate import PiecewiseLinear, Surrogate, SurrogateHook, build, kernel_id
+from .kernels.lif_torch import TorchLIF, is_stream_hook
+from .surrogate import PiecewiseLinear, Surrogate, SurrogateHook, build, kernel_call
 
 __all__ = ["lif_multistep", "check_lif_parameters", "available_backends"]
 
@@ -46,7 +46,7 @@ def _mask_hook_only(hooks: tuple) -> tuple[bool, object]:
     """(the native kernels can run these hooks, MSG's hook or None)."""
     if not hooks:
         return True, None
-    if len(hooks) == 1 and hasattr(hooks[0], "kernel_mask"):
+    if len(hooks) == 1 and is_stream_hook(hooks[0]):
         return True, hooks[0]
     return False, None
 
@@ -129,9 +129,7 @@ def lif_multistep(
     hooks = surrogate.active_hooks() if hooks is None else tuple(hooks)
     kernels = native_kernels(backend, x)
     runnable, mask_hook = _mask_hook_only(hooks)
-    surrogate_id = kernel_id(surrogate)
-    if kernels is None or not runnable or surrogate_id is None:
+    call = kernel_call(surrogate)
+    if kernels is None or not runnable or call is None:
         return TorchLIF.apply(x, tau, v_threshold, v_reset, surrogate, detach_reset, hooks)
-    return NativeLIF.apply(
-        x, kernels, tau, v_threshold, v_reset, surrogate_id, surrogate.alpha, detach_reset, mask_hook
-    )
+    return NativeLIF.apply(x, kernels, tau, v_threshold, v_reset, call, detach_reset, mask_hook)

@@ -24,6 +24,7 @@ from sparsegrad import LIF, MaskedGradient
 from sparsegrad import surrogate as sg
 from sparsegrad.functional import available_backends, lif_multistep
 from sparsegrad.kernels import cpp
+from sparsegrad.kernels import mask_stream as ms
 
 BACKENDS = available_backends()
 NATIVE = [b for b in BACKENDS if b != "torch"]
@@ -84,13 +85,13 @@ def loop_oracle(x, tau, v_threshold, v_reset, surrogate, detach_reset, keep=None
     return spikes.detach(), x.grad
 
 
-def philox_keep(key, offset, shape, p, per_neuron=False):
-    """MSG's keep mask rebuilt from the C++ Philox (tl.rand(key, offset + i) > p)."""
+def stream_keep(key, shape, p, per_neuron=False):
+    """MSG's keep mask rebuilt from the mask stream's torch reference (docs/design.md §8)."""
+    cut = ms.cut_of(p)
     if per_neuron:
-        neurons = math.prod(shape[2:])
-        u = cpp.load().philox_uniform(key, offset, neurons).view((1, 1) + tuple(shape[2:]))
-        return (u > p).expand(shape)
-    return (cpp.load().philox_uniform(key, offset, math.prod(shape)) > p).view(shape)
+        keep = ms.neuron_keep(key, 0, cut, math.prod(shape[2:]), "cpu")
+        return keep.view((1, 1) + tuple(shape[2:])).expand(shape)
+    return ms.element_keep(key, 0, cut, 0, torch.ones(shape))[0]
 
 
 # ====================================================================== availability
@@ -219,7 +220,7 @@ def test_msg_in_kernel_is_bptt_with_the_philox_mask(backend, granularity, rescal
     # each call's Philox key: the next draw of the masks' CPU generator, seeded by `seed`
     keys = torch.Generator().manual_seed(2**40 + 3)
     key = int(torch.randint(0, 2**63 - 1, (), generator=keys))
-    keep = philox_keep(key, 0, shape, p, per_neuron=granularity == "neuron")
+    keep = stream_keep(key, shape, p, per_neuron=granularity == "neuron")
     factor = keep.double() / (1 - p) if rescale else keep.double()
     _, want = loop_oracle(x.cpu(), 2.0, 0.5, 0.0, sg.Atan(), False, keep=factor)
     torch.testing.assert_close(got.cpu().double(), want, rtol=2e-5, atol=1e-6)
@@ -227,7 +228,7 @@ def test_msg_in_kernel_is_bptt_with_the_philox_mask(backend, granularity, rescal
     # the next backward continues the stream: the generator's next key
     lif_grad(lif, x)
     key = int(torch.randint(0, 2**63 - 1, (), generator=keys))
-    again = philox_keep(key, 0, shape, p, per_neuron=granularity == "neuron")
+    again = stream_keep(key, shape, p, per_neuron=granularity == "neuron")
     assert msg.stats["dropped"] == int((~keep).sum()) + int((~again).sum())
 
 
@@ -297,36 +298,121 @@ def test_msg_generator_equals_seed_and_global_rng_drives_unseeded(backend):
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
 
+# ====================================================================== one mask stream
+def first_key(seed: int) -> int:
+    """The Philox key of a seeded MaskedGradient's first LIF backward."""
+    return int(torch.randint(0, 2**63 - 1, (), generator=torch.Generator().manual_seed(seed)))
+
+
+def read_mask(backend, shape, p, seed, surrogate="atan", granularity="element", spread=0.8):
+    """(mask, readable, stats): MSG's mask read back from one LIF layer's gradient.
+
+    With ``detach_reset=True`` and a loss linear in the spikes, BPTT gives
+    ``gH[t] = gS[t] SG'[t] m[t] + (1 - 1/tau) gH[t+1] (1 - S[t])``: the residual
+    ``gH[t] - (1 - 1/tau) gH[t+1] (1 - S[t])`` over the unmasked one is ``m[t]``, wherever
+    ``SG'[t] != 0`` (``readable``)."""
+    dtype = torch.float64 if backend != "triton" else torch.float32
+    x = (current(shape, seed=11, dtype=torch.float64) - 0.3) * spread / 0.8 + 0.3
+    upstream = current(shape, seed=12, dtype=torch.float64)
+
+    def residual(msg_p):
+        lif = LIF(tau=2.0, surrogate=surrogate, detach_reset=True, backend=backend)
+        msg = None if msg_p is None else MaskedGradient(msg_p, seed=seed, granularity=granularity).attach(lif)
+        xx = x.to(device_of(backend), dtype, copy=True).requires_grad_()
+        spikes = lif(xx)
+        (spikes * upstream.to(spikes)).sum().backward()
+        gh, s = xx.grad.cpu().double() * 2.0, spikes.detach().cpu().double()
+        r = gh.clone()
+        r[:-1] -= 0.5 * gh[1:] * (1 - s[:-1])
+        return r, msg
+
+    r0, _ = residual(None)
+    r, msg = residual(p)
+    m = torch.where(r0 != 0, r / r0, torch.zeros_like(r))
+    assert torch.allclose(m, m.round(), atol=1e-9 if dtype == torch.float64 else 1e-3)  # 0 or 1
+    return m.round().bool(), r0 != 0, msg.stats
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(3, 2, 9), (2, 3, 100)], ids=["tails", "vector-tiles"])
+def test_every_backend_draws_the_stream_element_mask(backend, shape):
+    p, seed = 0.37, 21
+    kept, readable, stats = read_mask(backend, shape, p, seed)
+    want = stream_keep(first_key(seed), shape, p)
+    assert readable.all()  # atan: SG' > 0 everywhere, so every entry is read back
+    assert torch.equal(kept, want)
+    assert stats == {"seen": kept.numel(), "dropped": int((~want).sum())}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_draws_the_stream_neuron_mask(backend):
+    p, seed, shape = 0.5, 4, (3, 4, 2, 11)
+    kept, _, stats = read_mask(backend, shape, p, seed, granularity="neuron")
+    want = stream_keep(first_key(seed), shape, p, per_neuron=True)
+    assert torch.equal(kept, want)
+    assert stats == {"seen": kept.numel(), "dropped": int((~want).sum())}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("surrogate", ["pl", "rect"])
+def test_groups_with_zero_surrogate_are_skipped_and_not_counted(backend, surrogate):
+    p, seed, shape = 0.5, 8, (4, 3, 150)
+    kept, readable, stats = read_mask(backend, shape, p, seed, surrogate=surrogate, spread=8.0)
+    want = stream_keep(first_key(seed), shape, p)
+    assert torch.equal(kept[readable], want[readable])  # skipping changed no one's bits
+    n = 450
+    live = torch.nn.functional.pad(readable.reshape(4, n), (0, 6)).view(4, -1, 8).any(-1)
+    live = live.repeat_interleave(8, dim=1)[:, :n].reshape(shape)
+    assert 0 < int(live.sum()) < live.numel()  # some groups skipped, some not
+    assert stats == {"seen": int(live.sum()), "dropped": int((live & ~want).sum())}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_msg_on_an_empty_batch(backend):
+    for granularity in ("element", "neuron"):
+        x = torch.zeros(4, 0, 3, device=device_of(backend), requires_grad=True)
+        lif, msg = masked_lif(backend, p=0.5, granularity=granularity)
+        lif(x).sum().backward()
+        assert x.grad.shape == x.shape
+        assert msg.stats == {"seen": 0, "dropped": 0}
+
+
 # ====================================================================== cpp == triton
 if "triton" in BACKENDS:  # here: on a GPU, or in the interpreter subprocess below
 
-    def test_triton_masks_equal_cpp_masks_and_tl_rand():
-        _triton_masks_equal_cpp_masks_and_tl_rand("triton")
+    def test_triton_randint4x_is_the_stream_and_masks_equal_cpp_and_torch():
+        _triton_masks_equal_cpp_and_torch("triton")
 
 
-def _triton_masks_equal_cpp_masks_and_tl_rand(backend):
+def _triton_masks_equal_cpp_and_torch(backend):
     import triton
     import triton.language as tl
 
     @triton.jit
-    def uniforms(out, key, offset, n, BLOCK: tl.constexpr):
+    def words(out, key, first, n, BLOCK: tl.constexpr):
         i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        tl.store(out + i, tl.rand(key, offset + i), mask=i < n)
+        w0, w1, w2, w3 = tl.randint4x(key, first + i)
+        for k, w in enumerate((w0, w1, w2, w3)):
+            tl.store(out + 4 * i + k, w.to(tl.int64), mask=i < n)
 
-    for key, offset in [(0, 0), (12345, 7), (2**40 + 5, 2**33 - 3)]:
-        got = torch.empty(70, device=device_of(backend))
-        uniforms[(3,)](got, key, offset, 70, BLOCK=32)
-        assert torch.equal(got.cpu(), cpp.load().philox_uniform(key, offset, 70))
+    for key, first in [(0, 0), (12345, 7), (2**40 + 5, 2**33 - 3)]:
+        got = torch.empty(4 * 70, dtype=torch.int64, device=device_of(backend))
+        words[(3,)](got, key, first, 70, BLOCK=32)
+        want = torch.stack(ms.philox4x32(key, first + torch.arange(70)), dim=-1).flatten()
+        assert torch.equal(got.cpu(), want)
     x = current((3, 4, 5, 6), seed=6)
     for granularity in ("element", "neuron"):
-        grads, stats = [], []
-        for name in ("cpp", backend):
-            lif, msg = masked_lif(name, seed=2**50 + 1, p=0.5, granularity=granularity)
-            on_device = x.to(device_of(name))
-            grads.append((lif_grad(lif, on_device).cpu() != 0, lif_grad(lif, on_device).cpu() != 0))
-            stats.append(msg.stats)
-        assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
-        assert stats[0] == stats[1]
+        for surrogate in ("atan", "pl"):  # pl: groups with SG' == 0 are skipped
+            grads, stats = [], []
+            for name in ("cpp", "torch", backend):
+                lif = LIF(surrogate=surrogate, backend=name)
+                msg = MaskedGradient(0.5, seed=2**50 + 1, granularity=granularity).attach(lif)
+                on_device = x.to(device_of(name))
+                grads.append((lif_grad(lif, on_device).cpu() != 0, lif_grad(lif, on_device).cpu() != 0))
+                stats.append(msg.stats)
+            for other, other_stats in zip(grads[1:], stats[1:]):
+                assert torch.equal(grads[0][0], other[0]) and torch.equal(grads[0][1], other[1])
+                assert stats[0] == other_stats
 
 
 def test_triton_passes_the_contract_under_the_interpreter():
