@@ -4,8 +4,8 @@
 autograd Function that keeps only the charged membrane potential ``H`` for backward.
 ``backend`` chooses where the loop runs (see [sparsegrad.kernels][sparsegrad.kernels]):
 ``"torch"`` (torch operations), ``"cpp"`` (a C++ CPU kernel) or ``"triton"`` (a GPU
-kernel); ``"auto"`` takes the fastest that can run the call. All give the same spikes and
-the same gradients to rounding.
+kernel); ``"auto"`` takes the fastest that can run the call. All give the same spikes, the
+same gradients to rounding, and the same MSG masks bit for bit.
 """
 
 from __future__ import annotations
@@ -88,9 +88,12 @@ def lif_multistep(
             Default: the surrogate's registered hooks (``surrogate.active_hooks()``).
         backend: ``"auto"`` (default): ``"triton"`` for CUDA tensors when Triton is
             importable, ``"cpp"`` for float32/float64 CPU tensors when the extension builds,
-            else ``"torch"``. Or one of ``"torch"``, ``"cpp"``, ``"triton"``. A call the
-            native kernel cannot run (a hook other than MSG's, a user surrogate class) runs
-            on ``"torch"``. See [available_backends][sparsegrad.kernels.available_backends].
+            else ``"torch"`` (other devices, float16/bfloat16 on the CPU). Or one of
+            ``"torch"``, ``"cpp"``, ``"triton"``. A call the native kernel cannot run (a
+            hook other than MSG's, a surrogate other than the six built-in classes, a
+            subclass included) runs on ``"torch"``. Every backend draws MSG's masks from the
+            same stream, so a fallback changes no mask ([sparsegrad.kernels][sparsegrad.kernels]
+            lists when ``"auto"`` falls back).
 
     Shape:
         - Input: ``[T, B, ...]``, floating point.
@@ -103,7 +106,8 @@ def lif_multistep(
         ValueError: ``x`` is not a floating-point tensor ``[T, B, ...]`` with ``T >= 1``;
             bad constants (see [check_lif_parameters][sparsegrad.functional.check_lif_parameters]);
             a non-bool ``detach_reset``; an unknown surrogate or backend; a backend that
-            cannot run ``x`` (``"cpp"`` on CUDA or half precision, ``"triton"`` on a CPU).
+            cannot run ``x`` (``"cpp"`` off the CPU or in half precision, ``"triton"`` on a
+            CPU).
 
     The backward is not itself differentiable (``create_graph=True`` raises).
 

@@ -56,8 +56,21 @@ def forward_backward(x, upstream_seed=1, **kw):
     return spikes.detach(), x.grad
 
 
-def loop_oracle(x, tau, v_threshold, v_reset, surrogate, detach_reset, keep=None):
-    """BPTT by autograd through a per-timestep loop (float64), ``SG'`` times ``keep``."""
+# The pseudo-derivatives written out here from their papers (docs/design.md §2.2), not taken
+# from sparsegrad.surrogate: the oracle of every backend, the torch one included.
+FORMULAS = {
+    "atan": lambda x, a: a / (1 + (math.pi / 2 * a * x) ** 2),
+    "pl": lambda x, a: torch.clamp(a * (1 - a * x.abs()), min=0),
+    "sigmoid": lambda x, a: a * torch.sigmoid(a * x) * (1 - torch.sigmoid(a * x)),
+    "rect": lambda x, a: a * (x.abs() < 1 / (2 * a)).to(x.dtype),
+    "pexp": lambda x, a: a / 2 * torch.exp(-a * x.abs()),
+    "fast_sigmoid": lambda x, a: 1 / (1 + a * x.abs()) ** 2,
+}
+
+
+def loop_oracle(x, tau, v_threshold, v_reset, name, alpha, detach_reset, keep=None):
+    """BPTT by autograd through a per-timestep loop (float64), ``SG'`` (``FORMULAS[name]``)
+    times ``keep``."""
 
     class Spike(torch.autograd.Function):
         @staticmethod
@@ -68,7 +81,7 @@ def loop_oracle(x, tau, v_threshold, v_reset, surrogate, detach_reset, keep=None
         @staticmethod
         def backward(ctx, grad):
             above, factor = ctx.saved_tensors
-            return grad * surrogate.derivative(above) * factor, None
+            return grad * FORMULAS[name](above, alpha) * factor, None
 
     x = x.detach().double().clone().requires_grad_()
     keep = torch.ones_like(x) if keep is None else keep.double()
@@ -95,9 +108,22 @@ def stream_keep(key, shape, p, per_neuron=False):
 
 
 # ====================================================================== availability
-def test_auto_picks_the_native_kernel_and_cpp_is_built_here():
-    assert BACKENDS[0] == "torch" and "cpp" in BACKENDS
-    assert available_backends() == BACKENDS
+def test_auto_runs_cpp_for_cpu_tensors_and_torch_elsewhere(monkeypatch):
+    assert BACKENDS[0] == "torch" and "cpp" in BACKENDS  # this machine has a compiler
+    assert ("triton" in BACKENDS) == (torch.cuda.is_available() or INTERPRETED)
+    calls = []
+    native = cpp.CppKernels.backward
+    monkeypatch.setattr(cpp.CppKernels, "backward", lambda self, *a: calls.append(1) or native(self, *a))
+    forward_backward(current((3, 2, 4)), backend="auto")
+    assert calls == [1]  # float32 on the CPU: the C++ kernel
+    forward_backward(current((3, 2, 4), dtype=torch.bfloat16), backend="auto")
+    assert calls == [1]  # bfloat16 on the CPU: torch
+    meta = torch.zeros(3, 2, 4, device="meta", requires_grad=True)
+    spikes = lif_multistep(meta, backend="auto")  # meta (as MPS, XPU): torch
+    spikes.sum().backward()
+    assert spikes.device.type == "meta" and meta.grad.shape == meta.shape and calls == [1]
+    with pytest.raises(ValueError, match="'cpp' LIF backend runs CPU tensors; got a tensor on meta"):
+        lif_multistep(meta, backend="cpp")
 
 
 def test_no_compiler_falls_back_to_torch_with_one_warning(monkeypatch):
@@ -169,7 +195,7 @@ def test_gradients_equal_the_bptt_oracle(backend, name, detach_reset, v_reset):
     x = current((6, 3, 5, 3), seed=2, dtype=dtype, device=device_of(backend))
     surrogate = sg.build(name, 1.7)
     spikes, grad = forward_backward(x, surrogate=surrogate, detach_reset=detach_reset, v_reset=v_reset, backend=backend)
-    want_spikes, want_grad = loop_oracle(x.cpu(), 2.0, 0.5, v_reset, surrogate, detach_reset)
+    want_spikes, want_grad = loop_oracle(x.cpu(), 2.0, 0.5, v_reset, name, 1.7, detach_reset)
     assert torch.equal(spikes.cpu().double(), want_spikes)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-6)
     torch.testing.assert_close(grad.cpu().double(), want_grad, **tol)
@@ -178,6 +204,36 @@ def test_gradients_equal_the_bptt_oracle(backend, name, detach_reset, v_reset):
     )
     assert torch.equal(spikes, torch_spikes)
     torch.testing.assert_close(grad, torch_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_the_kernels_surrogate_ids_are_the_table():
+    table = {row.names[0]: row.kernel_id for row in sg.KERNEL_SURROGATES}
+    assert sorted(table) == sorted(SURROGATES) == sorted(FORMULAS)
+    assert sorted(table.values()) == list(range(len(table)))
+    assert cpp.load().SURROGATE_IDS == table
+    if "triton" in BACKENDS:
+        from sparsegrad.kernels import lif_triton as tr
+
+        constants = (tr.ATAN, tr.PIECEWISE_LINEAR, tr.SIGMOID, tr.RECTANGULAR, tr.PIECEWISE_EXP, tr.FAST_SIGMOID)
+        assert [c.value for c in constants] == [table[n] for n in ("atan", "pl", "sigmoid", "rect", "pexp", "fast_sigmoid")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("row", sg.KERNEL_SURROGATES, ids=lambda row: row.names[0])
+def test_every_surrogate_derivative_in_every_backend_is_its_formula(backend, row):
+    # One timestep from rest: H = X / tau, and dL/dX = upstream * SG'(H - v_threshold) / tau.
+    alpha, tau = 1.3, 2.0
+    x = torch.linspace(-3.0, 4.0, 141, dtype=torch.float64).view(1, 1, 141)
+    dtype = torch.float32 if backend == "triton" else torch.float64
+    upstream = current(x.shape, seed=3, dtype=torch.float64)
+    xx = x.to(device_of(backend), dtype).requires_grad_()
+    spikes = lif_multistep(xx, tau, 0.5, surrogate=row.cls(alpha), backend=backend)
+    (spikes * upstream.to(spikes)).sum().backward()
+    got = xx.grad.cpu().double() * tau / upstream
+    above = x / tau - 0.5
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, FORMULAS[row.names[0]](above, alpha), **tol)
+    torch.testing.assert_close(got, row.cls(alpha).derivative(above), **tol)
 
 
 @pytest.mark.parametrize("backend", NATIVE)
@@ -222,7 +278,7 @@ def test_msg_in_kernel_is_bptt_with_the_philox_mask(backend, granularity, rescal
     key = int(torch.randint(0, 2**63 - 1, (), generator=keys))
     keep = stream_keep(key, shape, p, per_neuron=granularity == "neuron")
     factor = keep.double() / (1 - p) if rescale else keep.double()
-    _, want = loop_oracle(x.cpu(), 2.0, 0.5, 0.0, sg.Atan(), False, keep=factor)
+    _, want = loop_oracle(x.cpu(), 2.0, 0.5, 0.0, "atan", 2.0, False, keep=factor)
     torch.testing.assert_close(got.cpu().double(), want, rtol=2e-5, atol=1e-6)
     assert msg.stats == {"seen": x.numel(), "dropped": int((~keep).sum())}
     # the next backward continues the stream: the generator's next key
@@ -315,7 +371,7 @@ def read_mask(backend, shape, p, seed, surrogate="atan", granularity="element", 
     x = (current(shape, seed=11, dtype=torch.float64) - 0.3) * spread / 0.8 + 0.3
     upstream = current(shape, seed=12, dtype=torch.float64)
 
-    def residual(msg_p):
+    def residual(msg_p):  # surrogate: a name, or one instance shared by both runs
         lif = LIF(tau=2.0, surrogate=surrogate, detach_reset=True, backend=backend)
         msg = None if msg_p is None else MaskedGradient(msg_p, seed=seed, granularity=granularity).attach(lif)
         xx = x.to(device_of(backend), dtype, copy=True).requires_grad_()
@@ -365,6 +421,37 @@ def test_groups_with_zero_surrogate_are_skipped_and_not_counted(backend, surroga
     live = live.repeat_interleave(8, dim=1)[:, :n].reshape(shape)
     assert 0 < int(live.sum()) < live.numel()  # some groups skipped, some not
     assert stats == {"seen": int(live.sum()), "dropped": int((live & ~want).sum())}
+
+
+class SubclassedAtan(sg.Atan):
+    """Same derivative, but a subclass: the native kernels do not run it."""
+
+
+def with_extra_hook() -> sg.Surrogate:
+    surrogate = sg.Atan()
+    surrogate.register_surrogate_hook(lambda g, t0: None)
+    return surrogate
+
+
+@pytest.mark.parametrize("surrogate", [SubclassedAtan, with_extra_hook], ids=["subclass", "extra-hook"])
+def test_auto_falls_back_to_torch_with_the_same_masks(monkeypatch, surrogate):
+    monkeypatch.setattr(cpp.CppKernels, "backward", lambda *a: pytest.fail("ran the C++ kernel"))
+    p, seed, shape = 0.37, 21, (2, 3, 100)
+    kept, readable, stats = read_mask("auto", shape, p, seed, surrogate=surrogate())
+    want = stream_keep(first_key(seed), shape, p)
+    assert readable.all() and torch.equal(kept, want)
+    assert stats == {"seen": kept.numel(), "dropped": int((~want).sum())}
+
+
+def test_auto_falls_back_for_bfloat16_with_the_same_masks():
+    p, seed, shape = 0.5, 3, (4, 3, 50)
+    counts = []
+    for dtype in (torch.float32, torch.bfloat16):  # cpp, then torch
+        lif, msg = masked_lif("auto", seed=seed, p=p)
+        lif_grad(lif, current(shape, dtype=dtype))
+        counts.append(msg.stats)
+    want = stream_keep(first_key(seed), shape, p)
+    assert counts[0] == counts[1] == {"seen": want.numel(), "dropped": int((~want).sum())}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
