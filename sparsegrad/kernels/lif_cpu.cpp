@@ -152,14 +152,45 @@ struct Params {
   bool detach_reset;
 };
 
+template <typename T>
+struct Constants {
+  T tau, v_threshold, v_reset, alpha, c, decay;
+  bool detach_reset;
+};
+
+// One timestep of the backward recurrence over len neurons; factor is SG' already masked
+// (kElementMask), the neuron mask times scale (kNeuronMask), or unused.
+template <typename T, int64_t kId, int64_t kMode>
+inline void step(const T* grad, const T* h, T* grad_x, T* carry, const T* factor, int64_t len,
+                 const Constants<T>& k) {
+#pragma omp simd
+  for (int64_t j = 0; j < len; ++j) {
+    const T hh = h[j];
+    const T above = hh - k.v_threshold;
+    T sg;
+    if constexpr (kMode == kElementMask) {
+      sg = factor[j];
+    } else {
+      sg = surrogate<T, kId>(above, k.alpha, k.c);
+      if constexpr (kMode == kNeuronMask) sg = sg * factor[j];
+    }
+    // dV/dH through the hard reset V = H (1 - S) + v_reset S
+    T reset_grad = above < T(0) ? T(1) : T(0);
+    if (!k.detach_reset) reset_grad = (reset_grad - hh * sg) + k.v_reset * sg;
+    const T g = grad[j] * sg + k.decay * carry[j] * reset_grad;
+    carry[j] = g;
+    grad_x[j] = g / k.tau;
+  }
+}
+
 // Returns (seen, dropped): the mask's counts (docs/design.md §8).
 template <typename T, int64_t kId, int64_t kMode>
 std::pair<int64_t, int64_t> backward_kernel(const T* grad, const T* h, T* grad_x, const Params& q,
                                             const mask_stream::Stream& stream) {
   const int64_t steps = q.steps, n = q.n;
-  const T tau = T(q.tau), v_threshold = T(q.v_threshold), v_reset = T(q.v_reset);
-  const T alpha = T(q.alpha), c = T(q.c), scale = T(q.scale), decay = T(1) - T(1) / tau;
-  const bool detach_reset = q.detach_reset;
+  const T tau = T(q.tau), v_threshold = T(q.v_threshold), alpha = T(q.alpha), c = T(q.c);
+  const T scale = T(q.scale);
+  const Constants<T> k{tau, v_threshold, T(q.v_reset), alpha, c, T(1) - T(1) / tau, q.detach_reset};
   const int64_t blocks = (n + kBlock - 1) / kBlock, groups = (n + mask_stream::kLanes - 1) / mask_stream::kLanes;
   std::vector<uint8_t> keep;
   std::pair<int64_t, int64_t> counts{0, 0};
@@ -182,28 +213,18 @@ std::pair<int64_t, int64_t> backward_kernel(const T* grad, const T* h, T* grad_x
       for (int64_t t = steps - 1; t >= 0; --t) {
         const int64_t base = t * n + n0;
         if constexpr (kMode == kElementMask) {
-#pragma omp simd
-          for (int64_t j = 0; j < len; ++j) factor[j] = surrogate<T, kId>(h[base + j] - v_threshold, alpha, c);
+          // A tile at a time: SG', its mask (registers), then the recurrence, all in L1.
           const uint64_t counter = stream.offset + static_cast<uint64_t>(t * groups + n0 / mask_stream::kLanes);
-          mask_stream::mask_span(stream, counter, len, scale, factor, local_seen, local_dropped);
-        }
+          for (int64_t j0 = 0; j0 < len; j0 += mask_stream::kTile) {
+            const int64_t size = std::min(mask_stream::kTile, len - j0);
+            T* sg = factor + j0;
 #pragma omp simd
-        for (int64_t j = 0; j < len; ++j) {
-          const T hh = h[base + j];
-          const T above = hh - v_threshold;
-          T sg;
-          if constexpr (kMode == kElementMask) {
-            sg = factor[j];
-          } else {
-            sg = surrogate<T, kId>(above, alpha, c);
-            if constexpr (kMode == kNeuronMask) sg = sg * factor[j];
+            for (int64_t j = 0; j < size; ++j) sg[j] = surrogate<T, kId>(h[base + j0 + j] - v_threshold, alpha, c);
+            mask_stream::mask_span(stream, counter + j0 / mask_stream::kLanes, size, scale, sg, local_seen, local_dropped);
+            step<T, kId, kMode>(grad + base + j0, h + base + j0, grad_x + base + j0, carry + j0, sg, size, k);
           }
-          // dV/dH through the hard reset V = H (1 - S) + v_reset S
-          T reset_grad = above < T(0) ? T(1) : T(0);
-          if (!detach_reset) reset_grad = (reset_grad - hh * sg) + v_reset * sg;
-          const T g = grad[base + j] * sg + decay * carry[j] * reset_grad;
-          carry[j] = g;
-          grad_x[base + j] = g / tau;
+        } else {
+          step<T, kId, kMode>(grad + base, h + base, grad_x + base, carry, factor, len, k);
         }
       }
     }

@@ -74,8 +74,9 @@ inline void mul_wide(__m512i a, __m512i b, __m512i& hi, __m512i& lo) {
   lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
-// lanes_scalar(key, first, 16, lanes) with the 16 counters in the 16 lanes of a vector.
-inline void lanes16(uint64_t key, uint64_t first, uint16_t* lanes) {
+// The lanes of counters first .. first + 15, in neuron order: out[k] holds lanes of
+// counters 4k .. 4k + 3 (32 lanes, 16 bits each), as lanes_scalar lays them out.
+inline void philox16(uint64_t key, uint64_t first, __m512i out[4]) {
   const __m512i index = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   const __m512i lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(first)));
   const __m512i hi = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(first >> 32)));
@@ -103,10 +104,75 @@ inline void lanes16(uint64_t key, uint64_t first, uint16_t* lanes) {
   const __m512i g2 = _mm512_unpacklo_epi64(t1, t3), g3 = _mm512_unpackhi_epi64(t1, t3);
   const __m512i u0 = _mm512_shuffle_i32x4(g0, g1, 0x44), u1 = _mm512_shuffle_i32x4(g2, g3, 0x44);
   const __m512i u2 = _mm512_shuffle_i32x4(g0, g1, 0xEE), u3 = _mm512_shuffle_i32x4(g2, g3, 0xEE);
-  _mm512_storeu_si512(lanes, _mm512_shuffle_i32x4(u0, u1, 0x88));
-  _mm512_storeu_si512(lanes + 32, _mm512_shuffle_i32x4(u0, u1, 0xDD));
-  _mm512_storeu_si512(lanes + 64, _mm512_shuffle_i32x4(u2, u3, 0x88));
-  _mm512_storeu_si512(lanes + 96, _mm512_shuffle_i32x4(u2, u3, 0xDD));
+  out[0] = _mm512_shuffle_i32x4(u0, u1, 0x88);
+  out[1] = _mm512_shuffle_i32x4(u0, u1, 0xDD);
+  out[2] = _mm512_shuffle_i32x4(u2, u3, 0x88);
+  out[3] = _mm512_shuffle_i32x4(u2, u3, 0xDD);
+}
+
+inline void lanes16(uint64_t key, uint64_t first, uint16_t* lanes) {
+  __m512i out[4];
+  philox16(key, first, out);
+  for (int k = 0; k < 4; ++k) _mm512_storeu_si512(lanes + 32 * k, out[k]);
+}
+
+// Bit j of keep[j / 32] (as 64-bit words: bit j % 64 of keep[j / 64]): neuron j of the tile is kept.
+inline void keep_bits(const Stream& s, uint64_t first, uint64_t keep[2]) {
+  if (s.cut >= kLevels) {
+    keep[0] = keep[1] = 0;
+    return;
+  }
+  __m512i out[4];
+  philox16(s.key, first, out);
+  const __m512i cut = _mm512_set1_epi16(static_cast<short>(static_cast<uint16_t>(s.cut)));
+  uint64_t bits[4];
+  for (int k = 0; k < 4; ++k) bits[k] = static_cast<uint32_t>(_mm512_cmpge_epu16_mask(out[k], cut));
+  keep[0] = bits[0] | bits[1] << 32;
+  keep[1] = bits[2] | bits[3] << 32;
+}
+
+// One whole tile (128 neurons) of mask_span in registers; `live` bit g: group g has SG' != 0.
+inline void mask_tile(const Stream& s, uint64_t first, float scale, float* x, int64_t& seen,
+                      int64_t& dropped) {
+  __m512 v[8];
+  uint32_t live = 0;
+  for (int k = 0; k < 8; ++k) {
+    v[k] = _mm512_loadu_ps(x + 16 * k);
+    const uint32_t nz = _mm512_cmp_ps_mask(v[k], _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    live |= (uint32_t((nz & 0xFF) != 0) | uint32_t((nz >> 8) != 0) << 1) << (2 * k);
+  }
+  if (live == 0) return;
+  uint64_t keep[2];
+  keep_bits(s, first, keep);
+  const __m512 factor = _mm512_set1_ps(scale);
+  for (int k = 0; k < 8; ++k) {
+    const __mmask16 kept = static_cast<__mmask16>(keep[k / 4] >> (16 * (k % 4)));
+    const __mmask16 on = static_cast<__mmask16>(((live >> (2 * k)) & 1 ? 0x00FF : 0) | ((live >> (2 * k + 1)) & 1 ? 0xFF00 : 0));
+    _mm512_storeu_ps(x + 16 * k, _mm512_maskz_mul_ps(kept, v[k], factor));
+    seen += __builtin_popcount(on);
+    dropped += __builtin_popcount(on & ~kept & 0xFFFF);
+  }
+}
+
+inline void mask_tile(const Stream& s, uint64_t first, double scale, double* x, int64_t& seen,
+                      int64_t& dropped) {
+  __m512d v[16];
+  uint32_t live = 0;
+  for (int k = 0; k < 16; ++k) {
+    v[k] = _mm512_loadu_pd(x + 8 * k);
+    live |= uint32_t(_mm512_cmp_pd_mask(v[k], _mm512_setzero_pd(), _CMP_NEQ_UQ) != 0) << k;
+  }
+  if (live == 0) return;
+  uint64_t keep[2];
+  keep_bits(s, first, keep);
+  const __m512d factor = _mm512_set1_pd(scale);
+  for (int k = 0; k < 16; ++k) {
+    const __mmask8 kept = static_cast<__mmask8>(keep[k / 8] >> (8 * (k % 8)));
+    const int on = (live >> k) & 1;
+    _mm512_storeu_pd(x + 8 * k, _mm512_maskz_mul_pd(kept, v[k], factor));
+    seen += 8 * on;
+    dropped += on * (8 - __builtin_popcount(kept));
+  }
 }
 #endif
 
@@ -129,6 +195,13 @@ void mask_span(const Stream& s, uint64_t first, int64_t len, T scale, T* sg, int
   for (int64_t start = 0; start < len; start += kTile) {
     const int64_t size = std::min(kTile, len - start), groups = (size + kLanes - 1) / kLanes;
     T* x = sg + start;
+    const uint64_t counter = first + static_cast<uint64_t>(start / kLanes);
+#if defined(SPARSEGRAD_AVX512)
+    if (size == kTile) {
+      mask_tile(s, counter, scale, x, seen, dropped);
+      continue;
+    }
+#endif
     uint8_t live[kTile] = {};  // 1 where SG' != 0, then 1 throughout each live group
     for (int64_t j = 0; j < size; ++j) live[j] = x[j] != T(0);
     uint32_t live_groups = 0;
@@ -139,7 +212,6 @@ void mask_span(const Stream& s, uint64_t first, int64_t len, T scale, T* sg, int
     }
     if (live_groups == 0) continue;
     uint16_t lane[kTile];
-    const uint64_t counter = first + static_cast<uint64_t>(start / kLanes);
     if (s.cut >= kLevels) {
       std::memset(lane, 0, sizeof lane);  // p = 1: nothing kept, nothing to draw
     } else if (groups == 16 || __builtin_popcount(live_groups) > 1) {
