@@ -218,6 +218,12 @@ std::pair<int64_t, int64_t> backward_kernel(const T* grad, const T* h, T* grad_x
           for (int64_t j0 = 0; j0 < len; j0 += mask_stream::kTile) {
             const int64_t size = std::min(mask_stream::kTile, len - j0);
             T* sg = factor + j0;
+            // The recurrence reads grad and writes grad x of this tile: ask for them now, so
+            // that their misses overlap those of H here instead of following them.
+            for (int64_t j = 0; j < size; j += 64 / static_cast<int64_t>(sizeof(T))) {
+              __builtin_prefetch(grad + base + j0 + j, 0, 3);
+              __builtin_prefetch(grad_x + base + j0 + j, 1, 3);
+            }
 #pragma omp simd
             for (int64_t j = 0; j < size; ++j) sg[j] = surrogate<T, kId>(h[base + j0 + j] - v_threshold, alpha, c);
             mask_stream::mask_span(stream, counter + j0 / mask_stream::kLanes, size, scale, sg, local_seen, local_dropped);
