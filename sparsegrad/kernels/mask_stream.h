@@ -147,11 +147,14 @@ inline void mask_tile(const Stream& s, uint64_t first, float scale, float* x, in
   const __m512 factor = _mm512_set1_ps(scale);
   for (int k = 0; k < 8; ++k) {
     const __mmask16 kept = static_cast<__mmask16>(keep[k / 4] >> (16 * (k % 4)));
-    const __mmask16 on = static_cast<__mmask16>(((live >> (2 * k)) & 1 ? 0x00FF : 0) | ((live >> (2 * k + 1)) & 1 ? 0xFF00 : 0));
     _mm512_storeu_ps(x + 16 * k, _mm512_maskz_mul_ps(kept, v[k], factor));
-    seen += __builtin_popcount(on);
-    dropped += __builtin_popcount(on & ~kept & 0xFFFF);
   }
+  // Lanes of live groups, and of those the kept ones: 128 bits as two 64-bit words.
+  uint64_t on[2] = {0, 0};
+  for (int g = 0; g < 16; ++g) on[g / 8] |= uint64_t((live >> g) & 1 ? 0xFF : 0) << (8 * (g % 8));
+  const int64_t live_lanes = __builtin_popcountll(on[0]) + __builtin_popcountll(on[1]);
+  seen += live_lanes;
+  dropped += live_lanes - __builtin_popcountll(on[0] & keep[0]) - __builtin_popcountll(on[1] & keep[1]);
 }
 
 inline void mask_tile(const Stream& s, uint64_t first, double scale, double* x, int64_t& seen,
@@ -168,11 +171,13 @@ inline void mask_tile(const Stream& s, uint64_t first, double scale, double* x, 
   const __m512d factor = _mm512_set1_pd(scale);
   for (int k = 0; k < 16; ++k) {
     const __mmask8 kept = static_cast<__mmask8>(keep[k / 8] >> (8 * (k % 8)));
-    const int on = (live >> k) & 1;
     _mm512_storeu_pd(x + 8 * k, _mm512_maskz_mul_pd(kept, v[k], factor));
-    seen += 8 * on;
-    dropped += on * (8 - __builtin_popcount(kept));
   }
+  uint64_t on[2] = {0, 0};
+  for (int g = 0; g < 16; ++g) on[g / 8] |= uint64_t((live >> g) & 1 ? 0xFF : 0) << (8 * (g % 8));
+  const int64_t live_lanes = __builtin_popcountll(on[0]) + __builtin_popcountll(on[1]);
+  seen += live_lanes;
+  dropped += live_lanes - __builtin_popcountll(on[0] & keep[0]) - __builtin_popcountll(on[1] & keep[1]);
 }
 #endif
 
