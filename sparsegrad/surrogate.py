@@ -234,17 +234,24 @@ class FastSigmoid(Surrogate):
 
 
 class KernelSurrogate(NamedTuple):
-    """One row of [KERNEL_SURROGATES][sparsegrad.surrogate.KERNEL_SURROGATES]."""
+    """One row of [KERNEL_SURROGATES][sparsegrad.surrogate.KERNEL_SURROGATES].
 
-    names: tuple[str, ...]  #: the name first, then aliases, as [build][sparsegrad.surrogate.build] takes them
+    Attributes:
+        names: the name first, then its aliases, as [build][sparsegrad.surrogate.build] takes them.
+        cls: the surrogate class.
+        kernel_id: the id the native kernels know it by (the C++ kernel's ``SurrogateId``
+            enum, the Triton kernel's constants).
+        formula: ``SG'(x)``.
+        constant: ``c(alpha)``, the constant the kernels' formula takes.
+    """
+
+    names: tuple[str, ...]
     cls: type[Surrogate]
-    kernel_id: int  #: the id the native kernels know it by (C++ ``SurrogateId``, Triton constants)
-    formula: str  #: ``SG'(x)``
-    constant: Callable[[float], float]  #: ``c(alpha)``, the constant the kernels' formula takes
+    kernel_id: int
+    formula: str
+    constant: Callable[[float], float]
 
 
-#: Every built-in surrogate: name, class, kernel id, formula. The C++ kernel's enum and the
-#: Triton kernel's constants carry these ids (a test checks the C++ one against this table).
 KERNEL_SURROGATES: tuple[KernelSurrogate, ...] = (
     KernelSurrogate(("atan",), Atan, 0, "alpha / (1 + (pi/2 alpha x)^2)", lambda a: (math.pi / 2 * a) ** 2),
     KernelSurrogate(("pl", "piecewise_linear"), PiecewiseLinear, 1, "max(0, alpha (1 - alpha |x|))", lambda a: -a * a),
@@ -253,6 +260,9 @@ KERNEL_SURROGATES: tuple[KernelSurrogate, ...] = (
     KernelSurrogate(("pexp", "piecewise_exp"), PiecewiseExp, 4, "alpha/2 exp(-alpha |x|)", lambda a: 0.5 * a),
     KernelSurrogate(("fast_sigmoid",), FastSigmoid, 5, "1 / (1 + alpha |x|)^2", lambda a: 0.0),
 )
+"""Every built-in surrogate: its names, class, kernel id and formula, the one owner of each.
+The C++ kernel's enum and the Triton kernel's constants carry these ids; a test checks them
+against this table."""
 
 NAMES: dict[str, type[Surrogate]] = {name: row.cls for row in KERNEL_SURROGATES for name in row.names}
 
