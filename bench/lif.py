@@ -8,6 +8,12 @@ ratios the kernel targets are about (docs/bench.md).
     python bench/lif.py                       # CPU, [T, 32, 64, 16, 16], T = 4, 8, 16, 32
     python bench/lif.py --T 8 --reps 21 --shape 32 64 16 16
     python bench/lif.py --device cuda         # GPU: ours (triton) vs spikingjelly's Triton
+    python bench/lif.py --msg-only --T 8 32 --reps 41   # only MSG's cost on our kernel
+
+The last table is MSG's cost (issue target: within 5 % of no MSG): our kernel with and
+without ``MaskedGradient(0.5)``, interleaved (the order alternates each repetition), as
+median wall time with its interquartile range and median process CPU time (all threads),
+which a loaded machine disturbs less than wall time.
 
 Every implementation gets the same input current and computes the same LIF (tau=2,
 v_threshold=0.5, hard reset to 0, triangle surrogate with alpha=2), except snntorch's
@@ -217,6 +223,44 @@ def report(device, shapes_T, batch_shape, reps):
         print(f"time(T=32) / time(T=8) = {summary[32][ours][0] / summary[8][ours][0]:.2f}")
 
 
+def quartiles(values):
+    q1, median, q3 = statistics.quantiles(values, n=4)
+    return median, q1, q3
+
+
+def msg_cost(shapes_T, batch_shape, reps, device):
+    """Our kernel with and without MSG p = 0.5, side by side, interleaved."""
+    ours = "triton" if device == "cuda" else "cpp"
+    header = f"{'T':>3} {'sparsegrad (' + ours + ')':<22} {'wall ms':>8} {'IQR':>15} {'CPU ms':>8}"
+    print(f"\nMSG's cost on one LIF layer [T, {', '.join(map(str, batch_shape))}], {reps} interleaved repetitions")
+    print(header)
+    print("-" * len(header))
+    for T in shapes_T:
+        x = (torch.randn((T, *batch_shape)) * 0.8 + 0.3).to(device)
+        grad = torch.randn((T, *batch_shape)).to(device)
+        fns = {"no MSG": sparsegrad_lif(ours), "MSG p=0.5": sparsegrad_msg(ours)}
+        for fn in fns.values():
+            step(fn, x, grad)
+            step(fn, x, grad)
+        wall = {name: [] for name in fns}
+        cpu = {name: [] for name in fns}
+        for rep in range(reps):
+            for name in list(fns)[:: 1 if rep % 2 == 0 else -1]:
+                sync(device)
+                start, start_cpu = time.perf_counter(), time.process_time()
+                step(fns[name], x, grad)
+                sync(device)
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+        for name in fns:
+            median, q1, q3 = quartiles(wall[name])
+            print(f"{T:>3} {name:<22} {median * 1e3:>8.2f} {f'{q1 * 1e3:.2f}-{q3 * 1e3:.2f}':>15} "
+                  f"{statistics.median(cpu[name]) * 1e3:>8.2f}")
+        cost = {k: statistics.median(v["MSG p=0.5"]) / statistics.median(v["no MSG"]) - 1
+                for k, v in (("wall", wall), ("CPU", cpu))}
+        print(f"{'':>3} MSG p=0.5 adds {cost['wall']:+.1%} wall time, {cost['CPU']:+.1%} CPU time")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--T", type=int, nargs="+", default=[4, 8, 16, 32], help="timesteps")
@@ -224,6 +268,7 @@ def main():
     parser.add_argument("--reps", type=int, default=15, help="timed repetitions per implementation")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--msg-only", action="store_true", help="only the table of MSG's cost")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -233,7 +278,9 @@ def main():
     else:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, float32, forward+backward")
     torch.manual_seed(0)
-    report(args.device, args.T, args.shape, args.reps)
+    if not args.msg_only:
+        report(args.device, args.T, args.shape, args.reps)
+    msg_cost(args.T, args.shape, args.reps, args.device)
 
 
 if __name__ == "__main__":

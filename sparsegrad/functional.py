@@ -4,8 +4,8 @@
 autograd Function that keeps only the charged membrane potential ``H`` for backward.
 ``backend`` chooses where the loop runs (see [sparsegrad.kernels][sparsegrad.kernels]):
 ``"torch"`` (torch operations), ``"cpp"`` (a C++ CPU kernel) or ``"triton"`` (a GPU
-kernel); ``"auto"`` takes the fastest that can run the call. All give the same spikes and
-the same gradients to rounding.
+kernel); ``"auto"`` takes the fastest that can run the call. All give the same spikes, the
+same gradients to rounding, and the same MSG masks bit for bit.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch
 
 from ._validate import check_bool, check_real
 from .kernels import available_backends, native_kernels
-from .kernels.lif_torch import TorchLIF
 from .kernels.native import NativeLIF
-from .surrogate import PiecewiseLinear, Surrogate, SurrogateHook, build, kernel_id
+from .kernels.lif_torch import TorchLIF, is_stream_hook
+from .surrogate import PiecewiseLinear, Surrogate, SurrogateHook, build, kernel_call
 
 __all__ = ["lif_multistep", "check_lif_parameters", "available_backends"]
 
@@ -46,7 +46,7 @@ def _mask_hook_only(hooks: tuple) -> tuple[bool, object]:
     """(the native kernels can run these hooks, MSG's hook or None)."""
     if not hooks:
         return True, None
-    if len(hooks) == 1 and hasattr(hooks[0], "kernel_mask"):
+    if len(hooks) == 1 and is_stream_hook(hooks[0]):
         return True, hooks[0]
     return False, None
 
@@ -88,9 +88,12 @@ def lif_multistep(
             Default: the surrogate's registered hooks (``surrogate.active_hooks()``).
         backend: ``"auto"`` (default): ``"triton"`` for CUDA tensors when Triton is
             importable, ``"cpp"`` for float32/float64 CPU tensors when the extension builds,
-            else ``"torch"``. Or one of ``"torch"``, ``"cpp"``, ``"triton"``. A call the
-            native kernel cannot run (a hook other than MSG's, a user surrogate class) runs
-            on ``"torch"``. See [available_backends][sparsegrad.kernels.available_backends].
+            else ``"torch"`` (other devices, float16/bfloat16 on the CPU). Or one of
+            ``"torch"``, ``"cpp"``, ``"triton"``. A call the native kernel cannot run (a
+            hook other than MSG's, a surrogate other than the six built-in classes, a
+            subclass included) runs on ``"torch"``. Every backend draws MSG's masks from the
+            same stream, so a fallback changes no mask ([sparsegrad.kernels][sparsegrad.kernels]
+            lists when ``"auto"`` falls back).
 
     Shape:
         - Input: ``[T, B, ...]``, floating point.
@@ -103,7 +106,8 @@ def lif_multistep(
         ValueError: ``x`` is not a floating-point tensor ``[T, B, ...]`` with ``T >= 1``;
             bad constants (see [check_lif_parameters][sparsegrad.functional.check_lif_parameters]);
             a non-bool ``detach_reset``; an unknown surrogate or backend; a backend that
-            cannot run ``x`` (``"cpp"`` on CUDA or half precision, ``"triton"`` on a CPU).
+            cannot run ``x`` (``"cpp"`` off the CPU or in half precision, ``"triton"`` on a
+            CPU).
 
     The backward is not itself differentiable (``create_graph=True`` raises).
 
@@ -129,9 +133,7 @@ def lif_multistep(
     hooks = surrogate.active_hooks() if hooks is None else tuple(hooks)
     kernels = native_kernels(backend, x)
     runnable, mask_hook = _mask_hook_only(hooks)
-    surrogate_id = kernel_id(surrogate)
-    if kernels is None or not runnable or surrogate_id is None:
+    call = kernel_call(surrogate)
+    if kernels is None or not runnable or call is None:
         return TorchLIF.apply(x, tau, v_threshold, v_reset, surrogate, detach_reset, hooks)
-    return NativeLIF.apply(
-        x, kernels, tau, v_threshold, v_reset, surrogate_id, surrogate.alpha, detach_reset, mask_hook
-    )
+    return NativeLIF.apply(x, kernels, tau, v_threshold, v_reset, call, detach_reset, mask_hook)

@@ -8,7 +8,8 @@ Each surrogate is a ``torch.nn.Module`` (so that model-agnostic tools such as
 [MaskedGradient][sparsegrad.masked.MaskedGradient] can find it) backed by one autograd
 Function, [SpikeFunction][sparsegrad.surrogate.SpikeFunction]. Build one from its name with
 [build][sparsegrad.surrogate.build]. The six built-in classes also run inside the native LIF
-kernels ([kernel_id][sparsegrad.surrogate.kernel_id]).
+kernels; [KERNEL_SURROGATES][sparsegrad.surrogate.KERNEL_SURROGATES] is the one table of their
+names, formulas and kernel ids.
 
 Hooks: [register_surrogate_hook][sparsegrad.surrogate.Surrogate.register_surrogate_hook] registers ``fn(sg, t0) -> Tensor | None``
 called in the backward pass on the pseudo-derivative ``SG'(x)`` before it multiplies
@@ -20,7 +21,7 @@ from __future__ import annotations
 import math
 from abc import ABCMeta, abstractmethod
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -37,6 +38,9 @@ __all__ = [
     "FastSigmoid",
     "build",
     "NAMES",
+    "KERNEL_SURROGATES",
+    "KernelSurrogate",
+    "kernel_call",
 ]
 
 SurrogateHook = Callable[[torch.Tensor, int], "torch.Tensor | None"]
@@ -229,28 +233,61 @@ class FastSigmoid(Surrogate):
         return x.abs().mul_(self.alpha).add_(1).square_().reciprocal_()
 
 
-NAMES: dict[str, type[Surrogate]] = {
-    "atan": Atan,
-    "pl": PiecewiseLinear,
-    "piecewise_linear": PiecewiseLinear,
-    "sigmoid": Sigmoid,
-    "rect": Rectangular,
-    "rectangular": Rectangular,
-    "pexp": PiecewiseExp,
-    "piecewise_exp": PiecewiseExp,
-    "fast_sigmoid": FastSigmoid,
-}
+class KernelSurrogate(NamedTuple):
+    """One row of [KERNEL_SURROGATES][sparsegrad.surrogate.KERNEL_SURROGATES].
+
+    Attributes:
+        names: the name first, then its aliases, as [build][sparsegrad.surrogate.build] takes them.
+        cls: the surrogate class.
+        kernel_id: the id the native kernels know it by (the C++ kernel's ``SurrogateId``
+            enum, the Triton kernel's constants).
+        formula: ``SG'(x)``.
+        constant: ``c(alpha)``, the constant the kernels' formula takes.
+    """
+
+    names: tuple[str, ...]
+    cls: type[Surrogate]
+    kernel_id: int
+    formula: str
+    constant: Callable[[float], float]
 
 
-_KERNEL_IDS: dict[type[Surrogate], int] = {
-    Atan: 0, PiecewiseLinear: 1, Sigmoid: 2, Rectangular: 3, PiecewiseExp: 4, FastSigmoid: 5
-}
+KERNEL_SURROGATES: tuple[KernelSurrogate, ...] = (
+    KernelSurrogate(("atan",), Atan, 0, "alpha / (1 + (pi/2 alpha x)^2)", lambda a: (math.pi / 2 * a) ** 2),
+    KernelSurrogate(("pl", "piecewise_linear"), PiecewiseLinear, 1, "max(0, alpha (1 - alpha |x|))", lambda a: -a * a),
+    KernelSurrogate(("sigmoid",), Sigmoid, 2, "alpha s (1 - s), s = sigmoid(alpha x)", lambda a: 0.0),
+    KernelSurrogate(("rect", "rectangular"), Rectangular, 3, "alpha if |x| < 1/(2 alpha) else 0", lambda a: 0.5 / a),
+    KernelSurrogate(("pexp", "piecewise_exp"), PiecewiseExp, 4, "alpha/2 exp(-alpha |x|)", lambda a: 0.5 * a),
+    KernelSurrogate(("fast_sigmoid",), FastSigmoid, 5, "1 / (1 + alpha |x|)^2", lambda a: 0.0),
+)
+"""Every built-in surrogate: its names, class, kernel id and formula, the one owner of each.
+The C++ kernel's enum and the Triton kernel's constants carry these ids; a test checks them
+against this table."""
+
+NAMES: dict[str, type[Surrogate]] = {name: row.cls for row in KERNEL_SURROGATES for name in row.names}
+
+_ROWS: dict[type[Surrogate], KernelSurrogate] = {row.cls: row for row in KERNEL_SURROGATES}
+
+
+class KernelCall(NamedTuple):
+    """What a native LIF kernel needs to run a surrogate: its id, ``alpha`` and ``c(alpha)``."""
+
+    kernel_id: int
+    alpha: float
+    constant: float
+
+
+def kernel_call(surrogate: Surrogate) -> KernelCall | None:
+    """How the native LIF kernels run this surrogate; None for any other class (subclasses
+    included, as they may change ``derivative``)."""
+    row = _ROWS.get(type(surrogate))
+    return None if row is None else KernelCall(row.kernel_id, surrogate.alpha, row.constant(surrogate.alpha))
 
 
 def kernel_id(surrogate: Surrogate) -> int | None:
-    """The id the native LIF kernels know this surrogate by; None for any other class
-    (subclasses included, as they may change ``derivative``)."""
-    return _KERNEL_IDS.get(type(surrogate))
+    """The id the native LIF kernels know this surrogate by; None for any other class."""
+    call = kernel_call(surrogate)
+    return None if call is None else call.kernel_id
 
 
 def build(name: str | Surrogate, alpha: float | None = None) -> Surrogate:

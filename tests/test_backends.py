@@ -24,6 +24,7 @@ from sparsegrad import LIF, MaskedGradient
 from sparsegrad import surrogate as sg
 from sparsegrad.functional import available_backends, lif_multistep
 from sparsegrad.kernels import cpp
+from sparsegrad.kernels import mask_stream as ms
 
 BACKENDS = available_backends()
 NATIVE = [b for b in BACKENDS if b != "torch"]
@@ -55,8 +56,21 @@ def forward_backward(x, upstream_seed=1, **kw):
     return spikes.detach(), x.grad
 
 
-def loop_oracle(x, tau, v_threshold, v_reset, surrogate, detach_reset, keep=None):
-    """BPTT by autograd through a per-timestep loop (float64), ``SG'`` times ``keep``."""
+# The pseudo-derivatives written out here from their papers (docs/design.md §2.2), not taken
+# from sparsegrad.surrogate: the oracle of every backend, the torch one included.
+FORMULAS = {
+    "atan": lambda x, a: a / (1 + (math.pi / 2 * a * x) ** 2),
+    "pl": lambda x, a: torch.clamp(a * (1 - a * x.abs()), min=0),
+    "sigmoid": lambda x, a: a * torch.sigmoid(a * x) * (1 - torch.sigmoid(a * x)),
+    "rect": lambda x, a: a * (x.abs() < 1 / (2 * a)).to(x.dtype),
+    "pexp": lambda x, a: a / 2 * torch.exp(-a * x.abs()),
+    "fast_sigmoid": lambda x, a: 1 / (1 + a * x.abs()) ** 2,
+}
+
+
+def loop_oracle(x, tau, v_threshold, v_reset, name, alpha, detach_reset, keep=None):
+    """BPTT by autograd through a per-timestep loop (float64), ``SG'`` (``FORMULAS[name]``)
+    times ``keep``."""
 
     class Spike(torch.autograd.Function):
         @staticmethod
@@ -67,7 +81,7 @@ def loop_oracle(x, tau, v_threshold, v_reset, surrogate, detach_reset, keep=None
         @staticmethod
         def backward(ctx, grad):
             above, factor = ctx.saved_tensors
-            return grad * surrogate.derivative(above) * factor, None
+            return grad * FORMULAS[name](above, alpha) * factor, None
 
     x = x.detach().double().clone().requires_grad_()
     keep = torch.ones_like(x) if keep is None else keep.double()
@@ -84,19 +98,32 @@ def loop_oracle(x, tau, v_threshold, v_reset, surrogate, detach_reset, keep=None
     return spikes.detach(), x.grad
 
 
-def philox_keep(key, offset, shape, p, per_neuron=False):
-    """MSG's keep mask rebuilt from the C++ Philox (tl.rand(key, offset + i) > p)."""
+def stream_keep(key, shape, p, per_neuron=False):
+    """MSG's keep mask rebuilt from the mask stream's torch reference (docs/design.md §8)."""
+    cut = ms.cut_of(p)
     if per_neuron:
-        neurons = math.prod(shape[2:])
-        u = cpp.load().philox_uniform(key, offset, neurons).view((1, 1) + tuple(shape[2:]))
-        return (u > p).expand(shape)
-    return (cpp.load().philox_uniform(key, offset, math.prod(shape)) > p).view(shape)
+        keep = ms.neuron_keep(key, 0, cut, math.prod(shape[2:]), "cpu")
+        return keep.view((1, 1) + tuple(shape[2:])).expand(shape)
+    return ms.element_keep(key, 0, cut, 0, torch.ones(shape))[0]
 
 
 # ====================================================================== availability
-def test_auto_picks_the_native_kernel_and_cpp_is_built_here():
-    assert BACKENDS[0] == "torch" and "cpp" in BACKENDS
-    assert available_backends() == BACKENDS
+def test_auto_runs_cpp_for_cpu_tensors_and_torch_elsewhere(monkeypatch):
+    assert BACKENDS[0] == "torch" and "cpp" in BACKENDS  # this machine has a compiler
+    assert ("triton" in BACKENDS) == (torch.cuda.is_available() or INTERPRETED)
+    calls = []
+    native = cpp.CppKernels.backward
+    monkeypatch.setattr(cpp.CppKernels, "backward", lambda self, *a: calls.append(1) or native(self, *a))
+    forward_backward(current((3, 2, 4)), backend="auto")
+    assert calls == [1]  # float32 on the CPU: the C++ kernel
+    forward_backward(current((3, 2, 4), dtype=torch.bfloat16), backend="auto")
+    assert calls == [1]  # bfloat16 on the CPU: torch
+    meta = torch.zeros(3, 2, 4, device="meta", requires_grad=True)
+    spikes = lif_multistep(meta, backend="auto")  # meta (as MPS, XPU): torch
+    spikes.sum().backward()
+    assert spikes.device.type == "meta" and meta.grad.shape == meta.shape and calls == [1]
+    with pytest.raises(ValueError, match="'cpp' LIF backend runs CPU tensors; got a tensor on meta"):
+        lif_multistep(meta, backend="cpp")
 
 
 def test_no_compiler_falls_back_to_torch_with_one_warning(monkeypatch):
@@ -168,7 +195,7 @@ def test_gradients_equal_the_bptt_oracle(backend, name, detach_reset, v_reset):
     x = current((6, 3, 5, 3), seed=2, dtype=dtype, device=device_of(backend))
     surrogate = sg.build(name, 1.7)
     spikes, grad = forward_backward(x, surrogate=surrogate, detach_reset=detach_reset, v_reset=v_reset, backend=backend)
-    want_spikes, want_grad = loop_oracle(x.cpu(), 2.0, 0.5, v_reset, surrogate, detach_reset)
+    want_spikes, want_grad = loop_oracle(x.cpu(), 2.0, 0.5, v_reset, name, 1.7, detach_reset)
     assert torch.equal(spikes.cpu().double(), want_spikes)
     tol = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=1e-6)
     torch.testing.assert_close(grad.cpu().double(), want_grad, **tol)
@@ -177,6 +204,36 @@ def test_gradients_equal_the_bptt_oracle(backend, name, detach_reset, v_reset):
     )
     assert torch.equal(spikes, torch_spikes)
     torch.testing.assert_close(grad, torch_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_the_kernels_surrogate_ids_are_the_table():
+    table = {row.names[0]: row.kernel_id for row in sg.KERNEL_SURROGATES}
+    assert sorted(table) == sorted(SURROGATES) == sorted(FORMULAS)
+    assert sorted(table.values()) == list(range(len(table)))
+    assert cpp.load().SURROGATE_IDS == table
+    if "triton" in BACKENDS:
+        from sparsegrad.kernels import lif_triton as tr
+
+        constants = (tr.ATAN, tr.PIECEWISE_LINEAR, tr.SIGMOID, tr.RECTANGULAR, tr.PIECEWISE_EXP, tr.FAST_SIGMOID)
+        assert [c.value for c in constants] == [table[n] for n in ("atan", "pl", "sigmoid", "rect", "pexp", "fast_sigmoid")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("row", sg.KERNEL_SURROGATES, ids=lambda row: row.names[0])
+def test_every_surrogate_derivative_in_every_backend_is_its_formula(backend, row):
+    # One timestep from rest: H = X / tau, and dL/dX = upstream * SG'(H - v_threshold) / tau.
+    alpha, tau = 1.3, 2.0
+    x = torch.linspace(-3.0, 4.0, 141, dtype=torch.float64).view(1, 1, 141)
+    dtype = torch.float32 if backend == "triton" else torch.float64
+    upstream = current(x.shape, seed=3, dtype=torch.float64)
+    xx = x.to(device_of(backend), dtype).requires_grad_()
+    spikes = lif_multistep(xx, tau, 0.5, surrogate=row.cls(alpha), backend=backend)
+    (spikes * upstream.to(spikes)).sum().backward()
+    got = xx.grad.cpu().double() * tau / upstream
+    above = x / tau - 0.5
+    tol = dict(rtol=1e-12, atol=1e-14) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, FORMULAS[row.names[0]](above, alpha), **tol)
+    torch.testing.assert_close(got, row.cls(alpha).derivative(above), **tol)
 
 
 @pytest.mark.parametrize("backend", NATIVE)
@@ -219,15 +276,15 @@ def test_msg_in_kernel_is_bptt_with_the_philox_mask(backend, granularity, rescal
     # each call's Philox key: the next draw of the masks' CPU generator, seeded by `seed`
     keys = torch.Generator().manual_seed(2**40 + 3)
     key = int(torch.randint(0, 2**63 - 1, (), generator=keys))
-    keep = philox_keep(key, 0, shape, p, per_neuron=granularity == "neuron")
+    keep = stream_keep(key, shape, p, per_neuron=granularity == "neuron")
     factor = keep.double() / (1 - p) if rescale else keep.double()
-    _, want = loop_oracle(x.cpu(), 2.0, 0.5, 0.0, sg.Atan(), False, keep=factor)
+    _, want = loop_oracle(x.cpu(), 2.0, 0.5, 0.0, "atan", 2.0, False, keep=factor)
     torch.testing.assert_close(got.cpu().double(), want, rtol=2e-5, atol=1e-6)
     assert msg.stats == {"seen": x.numel(), "dropped": int((~keep).sum())}
     # the next backward continues the stream: the generator's next key
     lif_grad(lif, x)
     key = int(torch.randint(0, 2**63 - 1, (), generator=keys))
-    again = philox_keep(key, 0, shape, p, per_neuron=granularity == "neuron")
+    again = stream_keep(key, shape, p, per_neuron=granularity == "neuron")
     assert msg.stats["dropped"] == int((~keep).sum()) + int((~again).sum())
 
 
@@ -297,36 +354,152 @@ def test_msg_generator_equals_seed_and_global_rng_drives_unseeded(backend):
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
 
+# ====================================================================== one mask stream
+def first_key(seed: int) -> int:
+    """The Philox key of a seeded MaskedGradient's first LIF backward."""
+    return int(torch.randint(0, 2**63 - 1, (), generator=torch.Generator().manual_seed(seed)))
+
+
+def read_mask(backend, shape, p, seed, surrogate="atan", granularity="element", spread=0.8):
+    """(mask, readable, stats): MSG's mask read back from one LIF layer's gradient.
+
+    With ``detach_reset=True`` and a loss linear in the spikes, BPTT gives
+    ``gH[t] = gS[t] SG'[t] m[t] + (1 - 1/tau) gH[t+1] (1 - S[t])``: the residual
+    ``gH[t] - (1 - 1/tau) gH[t+1] (1 - S[t])`` over the unmasked one is ``m[t]``, wherever
+    ``SG'[t] != 0`` (``readable``)."""
+    dtype = torch.float64 if backend != "triton" else torch.float32
+    x = (current(shape, seed=11, dtype=torch.float64) - 0.3) * spread / 0.8 + 0.3
+    upstream = current(shape, seed=12, dtype=torch.float64)
+
+    def residual(msg_p):  # surrogate: a name, or one instance shared by both runs
+        lif = LIF(tau=2.0, surrogate=surrogate, detach_reset=True, backend=backend)
+        msg = None if msg_p is None else MaskedGradient(msg_p, seed=seed, granularity=granularity).attach(lif)
+        xx = x.to(device_of(backend), dtype, copy=True).requires_grad_()
+        spikes = lif(xx)
+        (spikes * upstream.to(spikes)).sum().backward()
+        gh, s = xx.grad.cpu().double() * 2.0, spikes.detach().cpu().double()
+        r = gh.clone()
+        r[:-1] -= 0.5 * gh[1:] * (1 - s[:-1])
+        return r, msg
+
+    r0, _ = residual(None)
+    r, msg = residual(p)
+    m = torch.where(r0 != 0, r / r0, torch.zeros_like(r))
+    assert torch.allclose(m, m.round(), atol=1e-9 if dtype == torch.float64 else 1e-3)  # 0 or 1
+    return m.round().bool(), r0 != 0, msg.stats
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(3, 2, 9), (2, 3, 100)], ids=["tails", "vector-tiles"])
+def test_every_backend_draws_the_stream_element_mask(backend, shape):
+    p, seed = 0.37, 21
+    kept, readable, stats = read_mask(backend, shape, p, seed)
+    want = stream_keep(first_key(seed), shape, p)
+    assert readable.all()  # atan: SG' > 0 everywhere, so every entry is read back
+    assert torch.equal(kept, want)
+    assert stats == {"seen": kept.numel(), "dropped": int((~want).sum())}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_draws_the_stream_neuron_mask(backend):
+    p, seed, shape = 0.5, 4, (3, 4, 2, 11)
+    kept, _, stats = read_mask(backend, shape, p, seed, granularity="neuron")
+    want = stream_keep(first_key(seed), shape, p, per_neuron=True)
+    assert torch.equal(kept, want)
+    assert stats == {"seen": kept.numel(), "dropped": int((~want).sum())}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("surrogate", ["pl", "rect"])
+def test_groups_with_zero_surrogate_are_skipped_and_not_counted(backend, surrogate):
+    p, seed, shape = 0.5, 8, (4, 3, 150)
+    kept, readable, stats = read_mask(backend, shape, p, seed, surrogate=surrogate, spread=8.0)
+    want = stream_keep(first_key(seed), shape, p)
+    assert torch.equal(kept[readable], want[readable])  # skipping changed no one's bits
+    n = 450
+    live = torch.nn.functional.pad(readable.reshape(4, n), (0, 6)).view(4, -1, 8).any(-1)
+    live = live.repeat_interleave(8, dim=1)[:, :n].reshape(shape)
+    assert 0 < int(live.sum()) < live.numel()  # some groups skipped, some not
+    assert stats == {"seen": int(live.sum()), "dropped": int((live & ~want).sum())}
+
+
+class SubclassedAtan(sg.Atan):
+    """Same derivative, but a subclass: the native kernels do not run it."""
+
+
+def with_extra_hook() -> sg.Surrogate:
+    surrogate = sg.Atan()
+    surrogate.register_surrogate_hook(lambda g, t0: None)
+    return surrogate
+
+
+@pytest.mark.parametrize("surrogate", [SubclassedAtan, with_extra_hook], ids=["subclass", "extra-hook"])
+def test_auto_falls_back_to_torch_with_the_same_masks(monkeypatch, surrogate):
+    monkeypatch.setattr(cpp.CppKernels, "backward", lambda *a: pytest.fail("ran the C++ kernel"))
+    p, seed, shape = 0.37, 21, (2, 3, 100)
+    kept, readable, stats = read_mask("auto", shape, p, seed, surrogate=surrogate())
+    want = stream_keep(first_key(seed), shape, p)
+    assert readable.all() and torch.equal(kept, want)
+    assert stats == {"seen": kept.numel(), "dropped": int((~want).sum())}
+
+
+def test_auto_falls_back_for_bfloat16_with_the_same_masks():
+    p, seed, shape = 0.5, 3, (4, 3, 50)
+    counts = []
+    for dtype in (torch.float32, torch.bfloat16):  # cpp, then torch
+        lif, msg = masked_lif("auto", seed=seed, p=p)
+        lif_grad(lif, current(shape, dtype=dtype))
+        counts.append(msg.stats)
+    want = stream_keep(first_key(seed), shape, p)
+    assert counts[0] == counts[1] == {"seen": want.numel(), "dropped": int((~want).sum())}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_msg_on_an_empty_batch(backend):
+    for granularity in ("element", "neuron"):
+        x = torch.zeros(4, 0, 3, device=device_of(backend), requires_grad=True)
+        lif, msg = masked_lif(backend, p=0.5, granularity=granularity)
+        lif(x).sum().backward()
+        assert x.grad.shape == x.shape
+        assert msg.stats == {"seen": 0, "dropped": 0}
+
+
 # ====================================================================== cpp == triton
 if "triton" in BACKENDS:  # here: on a GPU, or in the interpreter subprocess below
 
-    def test_triton_masks_equal_cpp_masks_and_tl_rand():
-        _triton_masks_equal_cpp_masks_and_tl_rand("triton")
+    def test_triton_randint4x_is_the_stream_and_masks_equal_cpp_and_torch():
+        _triton_masks_equal_cpp_and_torch("triton")
 
 
-def _triton_masks_equal_cpp_masks_and_tl_rand(backend):
+def _triton_masks_equal_cpp_and_torch(backend):
     import triton
     import triton.language as tl
 
     @triton.jit
-    def uniforms(out, key, offset, n, BLOCK: tl.constexpr):
+    def words(out, key, first, n, BLOCK: tl.constexpr):
         i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-        tl.store(out + i, tl.rand(key, offset + i), mask=i < n)
+        w0, w1, w2, w3 = tl.randint4x(key, first + i)
+        for k, w in enumerate((w0, w1, w2, w3)):
+            tl.store(out + 4 * i + k, w.to(tl.int64), mask=i < n)
 
-    for key, offset in [(0, 0), (12345, 7), (2**40 + 5, 2**33 - 3)]:
-        got = torch.empty(70, device=device_of(backend))
-        uniforms[(3,)](got, key, offset, 70, BLOCK=32)
-        assert torch.equal(got.cpu(), cpp.load().philox_uniform(key, offset, 70))
+    for key, first in [(0, 0), (12345, 7), (2**40 + 5, 2**33 - 3)]:
+        got = torch.empty(4 * 70, dtype=torch.int64, device=device_of(backend))
+        words[(3,)](got, key, first, 70, BLOCK=32)
+        want = torch.stack(ms.philox4x32(key, first + torch.arange(70)), dim=-1).flatten()
+        assert torch.equal(got.cpu(), want)
     x = current((3, 4, 5, 6), seed=6)
     for granularity in ("element", "neuron"):
-        grads, stats = [], []
-        for name in ("cpp", backend):
-            lif, msg = masked_lif(name, seed=2**50 + 1, p=0.5, granularity=granularity)
-            on_device = x.to(device_of(name))
-            grads.append((lif_grad(lif, on_device).cpu() != 0, lif_grad(lif, on_device).cpu() != 0))
-            stats.append(msg.stats)
-        assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
-        assert stats[0] == stats[1]
+        for surrogate in ("atan", "pl"):  # pl: groups with SG' == 0 are skipped
+            grads, stats = [], []
+            for name in ("cpp", "torch", backend):
+                lif = LIF(surrogate=surrogate, backend=name)
+                msg = MaskedGradient(0.5, seed=2**50 + 1, granularity=granularity).attach(lif)
+                on_device = x.to(device_of(name))
+                grads.append((lif_grad(lif, on_device).cpu() != 0, lif_grad(lif, on_device).cpu() != 0))
+                stats.append(msg.stats)
+            for other, other_stats in zip(grads[1:], stats[1:]):
+                assert torch.equal(grads[0][0], other[0]) and torch.equal(grads[0][1], other[1])
+                assert stats[0] == other_stats
 
 
 def test_triton_passes_the_contract_under_the_interpreter():

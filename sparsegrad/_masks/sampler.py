@@ -9,10 +9,10 @@ Two ways to draw:
 
 - torch kernels, spikingjelly neurons, module inputs and optimizer gradients get a
   materialised 0/1 mask from torch's generators (``draw_keep``);
-- the native LIF kernels (``cpp``, ``triton``) get a [KernelMask][sparsegrad._masks.sampler.KernelMask]:
+- the LIF backends (``torch``, ``cpp``, ``triton``) get a [KernelMask][sparsegrad._masks.sampler.KernelMask]:
   ``p`` and a Philox4x32-10 (key, offset) pair, the key drawn from the same generators,
-  from which the kernel regenerates each element's keep bit in its backward, as Triton's
-  ``tl.rand(key, offset + index) > p``.
+  from which each backend regenerates the keep bits of the mask stream in its backward
+  ([mask_stream][sparsegrad.kernels.mask_stream]), the same bits on every backend.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 
 from .._validate import check_bool, check_int, check_real
+from ..kernels.mask_stream import cut_of
 
 __all__ = ["MaskSampler", "KernelMask", "NeuronMaskCache"]
 
@@ -38,12 +39,10 @@ def check_p(p, rescale: bool, where: str) -> float:
 
 @dataclass(frozen=True)
 class KernelMask:
-    """What a native kernel needs to mask ``SG'`` without a mask tensor.
-
-    Element ``i`` of the call's ``[T, B, ...]`` gradient is kept when
-    ``philox_uniform(key, offset + j) > p``, with ``j = i`` (``"element"``) or ``j`` the
-    index of ``i``'s neuron within one timestep and sample (``"neuron"``); kept entries
-    are multiplied by ``scale``.
+    """What a LIF backend needs to mask ``SG'`` without a mask tensor: the mask stream's
+    key and first counter ``offset`` ([mask_stream][sparsegrad.kernels.mask_stream] gives the
+    layout), ``p`` and the lane threshold ``cut`` it is quantised to; kept entries are
+    multiplied by ``scale``.
     """
 
     p: float
@@ -51,6 +50,11 @@ class KernelMask:
     per_neuron: bool
     key: int
     offset: int
+
+    @property
+    def cut(self) -> int:
+        """Lanes ``>= cut`` are kept: ``round(p * 65536)``, so ``p_eff = cut / 65536``."""
+        return cut_of(self.p)
 
 
 class NeuronMaskCache:
@@ -102,6 +106,7 @@ class MaskSampler:
             self.generators[str(generator.device)] = generator
         self.step_count = 0
         self.seen = 0
+        self.seen_on: dict[str, torch.Tensor] = {}  # counts the kernels report as tensors
         self.dropped: dict[str, torch.Tensor] = {}
         self.p = self._read_p()
 
@@ -117,7 +122,11 @@ class MaskSampler:
         self.p = self._read_p()
 
     def stats(self) -> dict[str, int]:
-        return {"seen": self.seen, "dropped": sum(int(d) for d in self.dropped.values())}
+        """``seen``: gradient elements given a keep decision; ``dropped``: those dropped. The
+        LIF backends skip groups of 8 whose ``SG'`` is exactly 0 and count none of them
+        (docs/design.md §8); everything else counts every element."""
+        seen = self.seen + sum(int(s) for s in self.seen_on.values())
+        return {"seen": seen, "dropped": sum(int(d) for d in self.dropped.values())}
 
     def state_dict(self) -> dict:
         return {
@@ -129,23 +138,28 @@ class MaskSampler:
     def load_state_dict(self, state: dict) -> None:
         self.step_count = int(state["step_count"])
         self.seen = int(state["stats"]["seen"])
+        self.seen_on = {}
         self.dropped = {"cpu": torch.tensor(int(state["stats"]["dropped"]))}
         for key, gen_state in state["generators"].items():
             self.generators.setdefault(key, torch.Generator(key)).set_state(gen_state)
         self.p = self._read_p()
 
-    def count(self, seen: int, dropped: torch.Tensor, device: torch.device) -> None:
-        """Add ``seen`` gradient elements and ``dropped`` (an int64 tensor) to the stats."""
-        self.seen += seen
+    def count(self, seen: int | torch.Tensor, dropped: torch.Tensor, device: torch.device) -> None:
+        """Add ``seen`` gradient elements (an int, or an int64 tensor on ``device``) and
+        ``dropped`` (an int64 tensor) to the stats, without waiting for a device."""
         key = str(device)
+        if isinstance(seen, torch.Tensor):
+            self.seen_on[key] = self.seen_on.get(key, 0) + seen
+        else:
+            self.seen += seen
         self.dropped[key] = self.dropped.get(key, 0) + dropped
 
     # ------------------------------------------------------------------ native kernels
     def kernel_mask(self) -> KernelMask:
-        """The mask of one kernel call: a fresh Philox key drawn from the masks' CPU
+        """The mask of one LIF backward: a fresh Philox key drawn from the masks' CPU
         generator (seeded by ``seed``, or the given generator), else torch's global RNG, so
         ``seed`` reproduces the masks and ``state_dict`` resumes them. The counter starts
-        at 0 for each call."""
+        at 0 for each call; consecutive calls differ by their keys."""
         generator = self._generator(torch.device("cpu"))
         key = int(torch.randint(0, 2**63 - 1, (), generator=generator))
         scale = 1 / (1 - self.p) if self.rescale else 1.0

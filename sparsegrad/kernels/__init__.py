@@ -7,10 +7,19 @@
 - ``"triton"``: a Triton GPU kernel (float32, float16, bfloat16 storage, float32
   arithmetic) ([lif_triton][sparsegrad.kernels.lif_triton]).
 
-The native backends run the six built-in surrogates (selected by id, ``alpha`` at run time)
-and MSG's mask inside the kernel. Anything else they cannot run (another surrogate hook, a
-user surrogate class, a dtype they do not store) makes the call use ``"torch"``: same
-results, slower.
+The native backends run the six built-in surrogates (selected by their id in
+[KERNEL_SURROGATES][sparsegrad.surrogate.KERNEL_SURROGATES], ``alpha`` at run time) and MSG's
+mask inside the kernel. ``"auto"`` runs ``"torch"`` instead for a call they cannot run:
+
+- a tensor on neither a CPU nor a CUDA device (meta, MPS, XPU...);
+- a dtype the kernel does not store (float16 or bfloat16 on the CPU, as under autocast;
+  float64 on CUDA);
+- a surrogate hook other than MSG's, or a surrogate that is not one of the six built-in
+  classes (a subclass included);
+- no compiler for ``"cpp"``, or no Triton for CUDA tensors.
+
+The results are the same to rounding, and so are MSG's masks: every backend draws them from
+one mask stream ([mask_stream][sparsegrad.kernels.mask_stream]), bit for bit for one seed.
 """
 
 from __future__ import annotations
@@ -52,7 +61,8 @@ def native_kernels(backend: str, x: torch.Tensor):
     """The native kernels to run ``x`` on, or None for the torch backend.
 
     Raises:
-        ValueError: an unknown backend name, or ``"triton"`` asked for a tensor Triton
+        ValueError: an unknown backend name; ``"cpp"`` asked for a tensor not on the CPU or
+            of a dtype other than float32/float64; ``"triton"`` asked for a tensor Triton
             cannot run (a CPU tensor outside the interpreter, an unsupported dtype).
     """
     if backend not in BACKENDS:
@@ -61,8 +71,10 @@ def native_kernels(backend: str, x: torch.Tensor):
         return None
     if backend == "triton" or (backend == "auto" and x.is_cuda):
         return _triton_kernels(x, required=backend == "triton")
-    if x.is_cuda:  # "cpp" asked for a CUDA tensor
-        raise ValueError(f"the 'cpp' LIF backend runs CPU tensors; got a tensor on {x.device}")
+    if x.device.type != "cpu":
+        if backend == "cpp":
+            raise ValueError(f"the 'cpp' LIF backend runs CPU tensors; got a tensor on {x.device}")
+        return None  # "auto" on meta, MPS, XPU...: torch
     from . import cpp
 
     if x.dtype not in cpp.CppKernels.dtypes:

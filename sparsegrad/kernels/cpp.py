@@ -1,6 +1,7 @@
 """The ``"cpp"`` LIF backend: a C++ CPU kernel built on first use and cached.
 
-The source, ``sparsegrad/kernels/lif_cpu.cpp``, is compiled with
+The source, ``sparsegrad/kernels/lif_cpu.cpp`` (with the mask stream's
+``mask_stream.h``), is compiled with
 ``torch.utils.cpp_extension.load`` the first time the backend is used (one line on
 stderr says so; it takes under a minute) into
 
@@ -31,9 +32,12 @@ from pathlib import Path
 
 import torch
 
+from .mask_stream import MASK_ELEMENT, MASK_NEURON, MASK_NONE, neurons_of
+
 __all__ = ["build", "load", "CppKernels"]
 
 _SOURCE = Path(__file__).with_name("lif_cpu.cpp")
+_SOURCES = (_SOURCE, _SOURCE.with_name("mask_stream.h"))  # the .cpp first, then what it includes
 _NAME = "sparsegrad_lif_cpu"
 _lock = threading.Lock()
 _state: dict = {}  # "module" once loaded, "error" once failed
@@ -57,20 +61,22 @@ def build_directory() -> Path:
     """Where the compiled extension is cached (one folder per source, flags, torch, CPU)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
-    source = hashlib.sha1(_SOURCE.read_bytes() + " ".join(_FLAGS).encode()).hexdigest()[:8]
+    text = b"".join(path.read_bytes() for path in _SOURCES)
+    source = hashlib.sha1(text + " ".join(_FLAGS).encode()).hexdigest()[:8]
     tag = f"{python}-torch{torch.__version__.replace('+', '_')}-{_cpu_tag()}-{source}"
     return cache / "sparsegrad" / "torch_extensions" / tag / _NAME
 
 
-def _copy_source(directory: Path) -> Path:
-    """The source, copied into the build folder: every checkout of the same source then
-    compiles the same path, so one does not make ninja rebuild another's build."""
-    target = directory / _SOURCE.name
-    if not target.exists() or target.read_bytes() != _SOURCE.read_bytes():
-        partial = directory / f".{_SOURCE.name}.{os.getpid()}"
-        partial.write_bytes(_SOURCE.read_bytes())
-        os.replace(partial, target)
-    return target
+def _copy_sources(directory: Path) -> Path:
+    """The sources, copied into the build folder (returns the .cpp's copy): every checkout of
+    the same source then compiles the same path, so one does not make ninja rebuild another's."""
+    for source in _SOURCES:
+        target = directory / source.name
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            partial = directory / f".{source.name}.{os.getpid()}"
+            partial.write_bytes(source.read_bytes())
+            os.replace(partial, target)
+    return directory / _SOURCE.name
 
 
 def build(rebuild: bool = False):
@@ -91,7 +97,7 @@ def build(rebuild: bool = False):
     directory.mkdir(parents=True, exist_ok=True)
     return _cpp_extension().load(
         name=_NAME,
-        sources=[str(_copy_source(directory))],
+        sources=[str(_copy_sources(directory))],
         extra_cflags=_FLAGS,
         extra_ldflags=["-fopenmp"],
         build_directory=str(directory),
@@ -141,14 +147,14 @@ class CppKernels:
     def forward(self, x, tau, v_threshold, v_reset):
         return self.module.forward(x, tau, v_threshold, v_reset)
 
-    def backward(self, grad, h, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, mask):
+    def backward(self, grad, h, tau, v_threshold, v_reset, surrogate, detach_reset, mask):
         if mask is None:
-            args = (False, 0.0, 1.0, False, 1, 0, 0)
+            args = (MASK_NONE, 0, 1.0, 1, 0, 0)
         else:
-            neurons = h[0, 0].numel() if h.ndim > 2 else 1
             key = mask.key - 2**64 if mask.key >= 2**63 else mask.key  # as int64 bits
-            args = (True, mask.p, mask.scale, mask.per_neuron, neurons, key, mask.offset)
-        grad_x, dropped = self.module.backward(
-            grad, h, tau, v_threshold, v_reset, surrogate_id, alpha, detach_reset, *args
+            mode = MASK_NEURON if mask.per_neuron else MASK_ELEMENT
+            args = (mode, mask.cut, mask.scale, neurons_of(h.shape), key, mask.offset)
+        return self.module.backward(
+            grad, h, tau, v_threshold, v_reset, surrogate.kernel_id, surrogate.alpha,
+            surrogate.constant, detach_reset, *args,
         )
-        return grad_x, dropped

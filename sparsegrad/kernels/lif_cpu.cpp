@@ -3,8 +3,9 @@
 // Neurons are independent: threads take blocks of neurons and run the whole time loop for
 // a block with its state (membrane potential, or the gradient carried back in time) held in
 // a small local array, so each element of x, spikes, H, grad and grad x is touched once.
-// MSG's keep bit of each element is regenerated in the backward from Philox4x32-10 exactly
-// as Triton's tl.rand(key, offset + index) > p, so no mask is ever stored.
+// MSG's keep bits are regenerated in the backward from the mask stream (docs/design.md §8):
+// one Philox4x32-10 call per group of 8 neurons and timestep, eight 16-bit lanes compared
+// with round(p * 65536), so no mask is ever stored.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -15,11 +16,10 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <type_traits>
+#include <utility>
+#include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "mask_stream.h"
 
 namespace {
 
@@ -84,140 +84,38 @@ inline int64_t grain(int64_t steps) {
   return std::max<int64_t>(1, (int64_t(1) << 16) / (kBlock * std::max<int64_t>(steps, 1)));
 }
 
-// Philox4x32-10 as Triton's randint(seed, offset): counter (offset lo, offset hi, 0, 0),
-// key (seed lo, seed hi); returns the first output word.
-inline uint32_t philox_word(uint64_t key, uint64_t counter) {
-  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
-  uint32_t c2 = 0, c3 = 0;
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int round = 0; round < 10; ++round) {
-    const uint64_t pb = static_cast<uint64_t>(0xCD9E8D57u) * c2;
-    const uint64_t pa = static_cast<uint64_t>(0xD2511F53u) * c0;
-    const uint32_t n0 = static_cast<uint32_t>(pb >> 32) ^ c1 ^ k0;
-    const uint32_t n2 = static_cast<uint32_t>(pa >> 32) ^ c3 ^ k1;
-    c1 = static_cast<uint32_t>(pb);
-    c3 = static_cast<uint32_t>(pa);
-    c0 = n0;
-    c2 = n2;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return c0;
-}
-
-// tl.rand's uint32 -> float in [0, 1): fold the sign, scale in float32.
-inline int32_t folded(uint32_t word) {
-  const int32_t s = static_cast<int32_t>(word);
-  return s < 0 ? ~s : s;
-}
-
-inline float uniform_of(int32_t folded_word) {
-  return static_cast<float>(folded_word) * 4.6566127342e-10f;
-}
-
-// uniform_of is non-decreasing: "uniform > p" is "folded >= cut" for this cut (2^31 when
-// no value exceeds p, then nothing is kept: p = 1).
-int64_t keep_cut(float p) {
-  int64_t lo = 0, hi = int64_t(1) << 31;  // first folded value whose uniform exceeds p
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (uniform_of(static_cast<int32_t>(mid)) > p) hi = mid; else lo = mid + 1;
-  }
-  return lo;
-}
-
-struct Mask {
-  bool on;
-  bool per_neuron;
-  int64_t neurons;  // mask elements per (timestep, sample) under per_neuron
-  uint64_t key;
-  uint64_t offset;
-  int64_t cut;
-  double scale;
+// The surrogates' kernel ids: sparsegrad.surrogate.KERNEL_SURROGATES owns them, and a test
+// checks these against it (exported as SURROGATE_IDS).
+enum SurrogateId : int64_t {
+  kAtan = 0,
+  kPiecewiseLinear = 1,
+  kSigmoid = 2,
+  kRectangular = 3,
+  kPiecewiseExp = 4,
+  kFastSigmoid = 5,
 };
 
-#if defined(__AVX512F__)
-// The high 32 bits of a * b in each of 16 lanes.
-inline __m512i mulhi32(__m512i a, __m512i b) {
-  const __m512i even = _mm512_mul_epu32(a, b);
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(b, 32));
-  return _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-}
+// MSG's mask modes.
+enum MaskMode : int64_t { kNoMask = 0, kElementMask = 1, kNeuronMask = 2 };
 
-// philox_word(key, start + j) for j = 0 .. 15, folded as tl.rand folds it.
-inline __m512i folded_words16(uint64_t key, uint64_t start) {
-  const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  const __m512i lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(start)));
-  const __m512i hi = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(start >> 32)));
-  __m512i c0 = _mm512_add_epi32(lo, lane);
-  __m512i c1 = _mm512_mask_add_epi32(hi, _mm512_cmplt_epu32_mask(c0, lo), hi, _mm512_set1_epi32(1));
-  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  const __m512i a = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
-  const __m512i b = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
-  for (int round = 0; round < 10; ++round) {
-    const __m512i n0 = _mm512_ternarylogic_epi32(mulhi32(b, c2), c1, _mm512_set1_epi32(static_cast<int>(k0)), 0x96);
-    const __m512i n2 = _mm512_ternarylogic_epi32(mulhi32(a, c0), c3, _mm512_set1_epi32(static_cast<int>(k1)), 0x96);
-    c1 = _mm512_mullo_epi32(b, c2);
-    c3 = _mm512_mullo_epi32(a, c0);
-    c0 = n0;
-    c2 = n2;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return _mm512_xor_si512(c0, _mm512_srai_epi32(c0, 31));  // s < 0 ? ~s : s
-}
-#endif
-
-// factor[j] = scale where element first + j is kept, else 0; returns how many were dropped.
-// One Philox per element: 16 lanes at a time with AVX-512, else vectorised by the compiler.
-template <typename T>
-int64_t keep_factors(const Mask& mask, uint64_t first, int64_t len, T scale, T* factor) {
-  int64_t dropped = 0;
-  const uint64_t key = mask.key, start = mask.offset + first;
-  const int64_t cut = mask.cut;
-  int64_t j = 0;
-#if defined(__AVX512F__)
-  if (cut <= INT32_MAX) {
-    const __m512i cut16 = _mm512_set1_epi32(static_cast<int>(cut));
-    for (; j + 16 <= len; j += 16) {
-      const __mmask16 keep = _mm512_cmpge_epi32_mask(folded_words16(key, start + j), cut16);
-      if constexpr (std::is_same_v<T, float>) {
-        _mm512_storeu_ps(factor + j, _mm512_maskz_mov_ps(keep, _mm512_set1_ps(scale)));
-      } else {
-        const __m512d value = _mm512_set1_pd(static_cast<double>(scale));
-        _mm512_storeu_pd(factor + j, _mm512_maskz_mov_pd(static_cast<__mmask8>(keep), value));
-        _mm512_storeu_pd(factor + j + 8, _mm512_maskz_mov_pd(static_cast<__mmask8>(keep >> 8), value));
-      }
-      dropped += 16 - __builtin_popcount(static_cast<unsigned>(keep));
-    }
-  }
-#endif
-#pragma omp simd reduction(+ : dropped)
-  for (int64_t i = j; i < len; ++i) {
-    const bool keep = static_cast<int64_t>(folded(philox_word(key, start + static_cast<uint64_t>(i)))) >= cut;
-    factor[i] = keep ? scale : T(0);
-    dropped += keep ? 0 : 1;
-  }
-  return dropped;
-}
-
-// The pseudo-derivatives, written as sparsegrad.surrogate computes them in torch.
-template <typename T, int kId>
+// The pseudo-derivatives, written as sparsegrad.surrogate computes them in torch; c is the
+// table's constant for the surrogate (see KERNEL_SURROGATES).
+template <typename T, int64_t kId>
 inline T surrogate(T x, T alpha, T c) {
   const T ax = std::abs(x);
-  if constexpr (kId == 0) {         // atan, c = (pi/2 alpha)^2
+  if constexpr (kId == kAtan) {  // c = (pi/2 alpha)^2
     return (T(1) / (x * x * c + T(1))) * alpha;
-  } else if constexpr (kId == 1) {  // piecewise linear, c = -alpha^2
+  } else if constexpr (kId == kPiecewiseLinear) {  // c = -alpha^2
     return std::max(ax * c + alpha, T(0));
-  } else if constexpr (kId == 2) {  // sigmoid
+  } else if constexpr (kId == kSigmoid) {
     const T s = T(1) / (T(1) + std::exp(-(alpha * x)));
     return (s - s * s) * alpha;
-  } else if constexpr (kId == 3) {  // rectangular, c = 0.5 / alpha
+  } else if constexpr (kId == kRectangular) {  // c = 0.5 / alpha
     return ax < c ? alpha : T(0);
-  } else if constexpr (kId == 4) {  // piecewise exponential, c = 0.5 alpha
+  } else if constexpr (kId == kPiecewiseExp) {  // c = 0.5 alpha
     return std::exp(ax * -alpha) * c;
-  } else {                          // fast sigmoid
+  } else {
+    static_assert(kId == kFastSigmoid, "unknown surrogate id");
     const T d = ax * alpha + T(1);
     return T(1) / (d * d);
   }
@@ -248,53 +146,99 @@ void forward_kernel(const T* x, T* spikes, T* h_out, int64_t steps, int64_t n, T
   });
 }
 
-template <typename T, int kId, bool kMasked>
-int64_t backward_kernel(const T* grad, const T* h, T* grad_x, int64_t steps, int64_t n, T tau,
-                        T v_threshold, T v_reset, T alpha, T c, bool detach_reset,
-                        const Mask& mask) {
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  const T decay = T(1) - T(1) / tau;
-  const T scale = static_cast<T>(mask.scale);
-  std::atomic<int64_t> dropped{0};
+struct Params {
+  int64_t steps, n, neurons;  // neurons: per (timestep, sample), for kNeuronMask
+  double tau, v_threshold, v_reset, alpha, c, scale;
+  bool detach_reset;
+};
+
+template <typename T>
+struct Constants {
+  T tau, v_threshold, v_reset, alpha, c, decay;
+  bool detach_reset;
+};
+
+// One timestep of the backward recurrence over len neurons; factor is SG' already masked
+// (kElementMask), the neuron mask times scale (kNeuronMask), or unused.
+template <typename T, int64_t kId, int64_t kMode>
+inline void step(const T* grad, const T* h, T* grad_x, T* carry, const T* factor, int64_t len,
+                 const Constants<T>& k) {
+#pragma omp simd
+  for (int64_t j = 0; j < len; ++j) {
+    const T hh = h[j];
+    const T above = hh - k.v_threshold;
+    T sg;
+    if constexpr (kMode == kElementMask) {
+      sg = factor[j];
+    } else {
+      sg = surrogate<T, kId>(above, k.alpha, k.c);
+      if constexpr (kMode == kNeuronMask) sg = sg * factor[j];
+    }
+    // dV/dH through the hard reset V = H (1 - S) + v_reset S
+    T reset_grad = above < T(0) ? T(1) : T(0);
+    if (!k.detach_reset) reset_grad = (reset_grad - hh * sg) + k.v_reset * sg;
+    const T g = grad[j] * sg + k.decay * carry[j] * reset_grad;
+    carry[j] = g;
+    grad_x[j] = g / k.tau;
+  }
+}
+
+// Returns (seen, dropped): the mask's counts (docs/design.md §8).
+template <typename T, int64_t kId, int64_t kMode>
+std::pair<int64_t, int64_t> backward_kernel(const T* grad, const T* h, T* grad_x, const Params& q,
+                                            const mask_stream::Stream& stream) {
+  const int64_t steps = q.steps, n = q.n;
+  const T tau = T(q.tau), v_threshold = T(q.v_threshold), alpha = T(q.alpha), c = T(q.c);
+  const T scale = T(q.scale);
+  const Constants<T> k{tau, v_threshold, T(q.v_reset), alpha, c, T(1) - T(1) / tau, q.detach_reset};
+  const int64_t blocks = (n + kBlock - 1) / kBlock, groups = (n + mask_stream::kLanes - 1) / mask_stream::kLanes;
+  std::vector<uint8_t> keep;
+  std::pair<int64_t, int64_t> counts{0, 0};
+  if constexpr (kMode == kNeuronMask) {
+    keep = mask_stream::neuron_keep(stream, q.neurons);
+    const int64_t lost = std::count(keep.begin(), keep.end(), uint8_t(0));
+    counts = {n * steps, lost * (n / q.neurons) * steps};
+  }
+  std::atomic<int64_t> seen{0}, dropped{0};
   at::parallel_for(0, blocks, grain(steps), [&](int64_t first, int64_t last) {
     T carry[kBlock];
-    T factor[kBlock];
-    int64_t local_dropped = 0;
+    T factor[kBlock];  // the mask of this block's neurons times scale (kNeuronMask), or SG'
+    int64_t local_seen = 0, local_dropped = 0;
     for (int64_t b = first; b < last; ++b) {
       const int64_t n0 = b * kBlock, len = std::min(kBlock, n - n0);
       std::fill(carry, carry + len, T(0));
-      int64_t block_dropped = 0;  // per timestep, under per_neuron
-      if (kMasked && mask.per_neuron) {
-        for (int64_t j = 0; j < len; ++j) {
-          const int64_t neuron = (n0 + j) % mask.neurons;
-          block_dropped += keep_factors(mask, static_cast<uint64_t>(neuron), 1, scale, factor + j);
-        }
+      if constexpr (kMode == kNeuronMask) {
+        for (int64_t j = 0; j < len; ++j) factor[j] = keep[(n0 + j) % q.neurons] ? scale : T(0);
       }
       for (int64_t t = steps - 1; t >= 0; --t) {
         const int64_t base = t * n + n0;
-        if (kMasked) {
-          local_dropped += mask.per_neuron
-              ? block_dropped
-              : keep_factors(mask, static_cast<uint64_t>(base), len, scale, factor);
-        }
+        if constexpr (kMode == kElementMask) {
+          // A tile at a time: SG', its mask (registers), then the recurrence, all in L1.
+          const uint64_t counter = stream.offset + static_cast<uint64_t>(t * groups + n0 / mask_stream::kLanes);
+          for (int64_t j0 = 0; j0 < len; j0 += mask_stream::kTile) {
+            const int64_t size = std::min(mask_stream::kTile, len - j0);
+            T* sg = factor + j0;
+            // The recurrence reads grad and writes grad x of this tile: ask for them now, so
+            // that their misses overlap those of H here instead of following them.
+            for (int64_t j = 0; j < size; j += 64 / static_cast<int64_t>(sizeof(T))) {
+              __builtin_prefetch(grad + base + j0 + j, 0, 3);
+              __builtin_prefetch(grad_x + base + j0 + j, 1, 3);
+            }
 #pragma omp simd
-        for (int64_t j = 0; j < len; ++j) {
-          const T hh = h[base + j];
-          const T above = hh - v_threshold;
-          T sg = surrogate<T, kId>(above, alpha, c);
-          if (kMasked) sg = sg * factor[j];
-          // dV/dH through the hard reset V = H (1 - S) + v_reset S
-          T reset_grad = above < T(0) ? T(1) : T(0);
-          if (!detach_reset) reset_grad = (reset_grad - hh * sg) + v_reset * sg;
-          const T g = grad[base + j] * sg + decay * carry[j] * reset_grad;
-          carry[j] = g;
-          grad_x[base + j] = g / tau;
+            for (int64_t j = 0; j < size; ++j) sg[j] = surrogate<T, kId>(h[base + j0 + j] - v_threshold, alpha, c);
+            mask_stream::mask_span(stream, counter + j0 / mask_stream::kLanes, size, scale, sg, local_seen, local_dropped);
+            step<T, kId, kMode>(grad + base + j0, h + base + j0, grad_x + base + j0, carry + j0, sg, size, k);
+          }
+        } else {
+          step<T, kId, kMode>(grad + base, h + base, grad_x + base, carry, factor, len, k);
         }
       }
     }
+    seen += local_seen;
     dropped += local_dropped;
   });
-  return dropped.load();
+  if constexpr (kMode == kElementMask) counts = {seen.load(), dropped.load()};
+  return counts;
 }
 
 void check_input(const torch::Tensor& t, const char* name) {
@@ -318,63 +262,59 @@ std::vector<torch::Tensor> forward(torch::Tensor x, double tau, double v_thresho
   return {spikes, h};
 }
 
-double surrogate_constant(int64_t id, double alpha) {
-  switch (id) {
-    case 0: return std::pow(M_PI / 2 * alpha, 2);
-    case 1: return -alpha * alpha;
-    case 3: return 0.5 / alpha;
-    case 4: return 0.5 * alpha;
-    default: return 0.0;
+template <typename T, int64_t kId>
+std::pair<int64_t, int64_t> run_mode(int64_t mode, const T* grad, const T* h, T* grad_x,
+                                     const Params& q, const mask_stream::Stream& stream) {
+  switch (mode) {
+    case kNoMask: return backward_kernel<T, kId, kNoMask>(grad, h, grad_x, q, stream);
+    case kElementMask: return backward_kernel<T, kId, kElementMask>(grad, h, grad_x, q, stream);
+    default: return backward_kernel<T, kId, kNeuronMask>(grad, h, grad_x, q, stream);
   }
 }
 
-// Returns grad x and the number of surrogate-gradient elements the mask dropped.
+// Returns grad x and the mask's counts, int64 (seen, dropped).
 std::vector<torch::Tensor> backward(torch::Tensor grad, torch::Tensor h, double tau,
                                     double v_threshold, double v_reset, int64_t surrogate_id,
-                                    double alpha, bool detach_reset, bool mask_on, double p,
-                                    double scale, bool per_neuron, int64_t neurons, int64_t key,
+                                    double alpha, double c, bool detach_reset, int64_t mode,
+                                    int64_t cut, double scale, int64_t neurons, int64_t key,
                                     int64_t offset) {
   check_input(h, "h");
-  TORCH_CHECK(surrogate_id >= 0 && surrogate_id <= 5, "lif_cpu: unknown surrogate id ", surrogate_id);
+  TORCH_CHECK(mode >= kNoMask && mode <= kNeuronMask, "lif_cpu: unknown mask mode ", mode);
+  TORCH_CHECK(cut >= 0 && cut <= mask_stream::kLevels, "lif_cpu: cut must be in [0, 65536], got ", cut);
   grad = grad.to(h.scalar_type()).contiguous();
   TORCH_CHECK(grad.sizes() == h.sizes(), "lif_cpu: grad and h shapes differ");
   auto grad_x = empty_like_cached(h);
   const int64_t steps = h.size(0), n = h.numel() / steps;
-  const Mask mask{mask_on, per_neuron, std::max<int64_t>(neurons, 1), static_cast<uint64_t>(key),
-                  static_cast<uint64_t>(offset), keep_cut(static_cast<float>(p)), scale};
-  TORCH_CHECK(!mask_on || !per_neuron || n % mask.neurons == 0, "lif_cpu: neurons must divide n");
-  const double c = surrogate_constant(surrogate_id, alpha);
-  int64_t dropped = 0;
+  neurons = std::max<int64_t>(neurons, 1);
+  TORCH_CHECK(mode != kNeuronMask || n % neurons == 0, "lif_cpu: neurons must divide n");
+  const Params q{steps, n, neurons, tau, v_threshold, v_reset, alpha, c, scale, detach_reset};
+  const mask_stream::Stream stream{static_cast<uint64_t>(key), static_cast<uint64_t>(offset), cut};
+  std::pair<int64_t, int64_t> counts;
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "lif_cpu_backward", [&] {
     using T = scalar_t;
-    auto run = [&](auto id) {
-      auto kernel = mask_on ? backward_kernel<T, decltype(id)::value, true>
-                            : backward_kernel<T, decltype(id)::value, false>;
-      dropped = kernel(grad.data_ptr<T>(), h.data_ptr<T>(), grad_x.data_ptr<T>(), steps, n,
-                       static_cast<T>(tau), static_cast<T>(v_threshold),
-                       static_cast<T>(v_reset), static_cast<T>(alpha), static_cast<T>(c),
-                       detach_reset, mask);
-    };
+    const T* g = grad.data_ptr<T>();
+    const T* hp = h.data_ptr<T>();
+    T* out = grad_x.data_ptr<T>();
     switch (surrogate_id) {
-      case 0: run(std::integral_constant<int, 0>{}); break;
-      case 1: run(std::integral_constant<int, 1>{}); break;
-      case 2: run(std::integral_constant<int, 2>{}); break;
-      case 3: run(std::integral_constant<int, 3>{}); break;
-      case 4: run(std::integral_constant<int, 4>{}); break;
-      default: run(std::integral_constant<int, 5>{}); break;
+      case kAtan: counts = run_mode<T, kAtan>(mode, g, hp, out, q, stream); break;
+      case kPiecewiseLinear: counts = run_mode<T, kPiecewiseLinear>(mode, g, hp, out, q, stream); break;
+      case kSigmoid: counts = run_mode<T, kSigmoid>(mode, g, hp, out, q, stream); break;
+      case kRectangular: counts = run_mode<T, kRectangular>(mode, g, hp, out, q, stream); break;
+      case kPiecewiseExp: counts = run_mode<T, kPiecewiseExp>(mode, g, hp, out, q, stream); break;
+      case kFastSigmoid: counts = run_mode<T, kFastSigmoid>(mode, g, hp, out, q, stream); break;
+      default: TORCH_CHECK(false, "lif_cpu: unknown surrogate id ", surrogate_id);
     }
   });
-  return {grad_x, torch::tensor(dropped, torch::kInt64)};
+  return {grad_x, torch::tensor({counts.first, counts.second}, torch::kInt64)};
 }
 
-// tl.rand(key, offset + i) for i < n: the uniforms the masks are drawn from (for tests).
-torch::Tensor philox_uniform(int64_t key, int64_t offset, int64_t n) {
-  auto out = torch::empty({n}, torch::kFloat);
-  float* data = out.data_ptr<float>();
-  for (int64_t i = 0; i < n; ++i) {
-    data[i] = uniform_of(folded(philox_word(static_cast<uint64_t>(key),
-                                            static_cast<uint64_t>(offset) + i)));
-  }
+// The stream's 16-bit lanes of counters first .. first + groups - 1, in neuron order (for
+// tests: simd=false forces the scalar path).
+torch::Tensor mask_lanes(int64_t key, int64_t first, int64_t groups, bool simd) {
+  std::vector<uint16_t> lane(static_cast<size_t>(groups * mask_stream::kLanes));
+  mask_stream::lanes(static_cast<uint64_t>(key), static_cast<uint64_t>(first), groups, lane.data(), simd);
+  auto out = torch::empty({groups * mask_stream::kLanes}, torch::kInt32);
+  std::copy(lane.begin(), lane.end(), out.data_ptr<int32_t>());
   return out;
 }
 
@@ -382,6 +322,21 @@ torch::Tensor philox_uniform(int64_t key, int64_t offset, int64_t n) {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "LIF forward: (spikes, H)");
-  m.def("backward", &backward, "LIF BPTT backward: (grad x, dropped count)");
-  m.def("philox_uniform", &philox_uniform, "tl.rand(key, offset + arange(n))");
+  m.def("backward", &backward, "LIF BPTT backward: (grad x, mask counts (seen, dropped))");
+  m.def("mask_lanes", &mask_lanes, "the mask stream's 16-bit lanes, in neuron order");
+  pybind11::dict ids;
+  ids["atan"] = int64_t(kAtan);
+  ids["pl"] = int64_t(kPiecewiseLinear);
+  ids["sigmoid"] = int64_t(kSigmoid);
+  ids["rect"] = int64_t(kRectangular);
+  ids["pexp"] = int64_t(kPiecewiseExp);
+  ids["fast_sigmoid"] = int64_t(kFastSigmoid);
+  m.attr("SURROGATE_IDS") = ids;
+  m.attr("SIMD") = pybind11::bool_(
+#if defined(SPARSEGRAD_AVX512)
+      true
+#else
+      false
+#endif
+  );
 }

@@ -5,7 +5,9 @@ input); spikes and reset masks are recomputed from it in backward. The backward 
 linear recurrence in time: every term that does not depend on the future (surrogate
 derivative, mask, reset gradient) is computed for all timesteps at once, and the
 sequential part is a single fused multiply-add per timestep. It is the reference the
-native backends are tested against, and the one that runs arbitrary surrogate hooks.
+native backends are tested against, and the one that runs arbitrary surrogate hooks. MSG's
+hook is run as the native kernels run it: its mask comes from the mask stream
+([mask_stream][sparsegrad.kernels.mask_stream]), so every backend draws the same masks.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..surrogate import apply_hooks
+from .mask_stream import StreamMask
 
 __all__ = ["TorchLIF"]
 
@@ -59,6 +61,11 @@ def _charge_and_fire(
 
 
 
+def is_stream_hook(hook) -> bool:
+    """Whether ``hook`` is MSG's surrogate hook, which masks from the mask stream."""
+    return hasattr(hook, "kernel_mask")
+
+
 def refuse_double_backward() -> None:
     """Raise inside a fused backward run with ``create_graph=True``: it is not differentiable, and
     a silent zero second-order gradient would be a wrong result."""
@@ -83,6 +90,9 @@ class TorchLIF(torch.autograd.Function):
         refuse_double_backward()
         h_blocks = ctx.saved_tensors
         tau, v_threshold, v_reset, surrogate, detach_reset, hooks = ctx.params
+        # MSG's hook (it has kernel_mask) masks from the stream, any other hook is called
+        streams = [StreamMask(hook, grad_spikes.shape, grad_spikes.device) if is_stream_hook(hook) else None
+                   for hook in hooks]
         decay = 1 - 1 / tau
         grad_x = torch.empty_like(grad_spikes, memory_format=torch.contiguous_format)
         carry = None  # gH at the first step of the block after this one
@@ -90,7 +100,12 @@ class TorchLIF(torch.autograd.Function):
         for h in reversed(h_blocks):
             start = stop - h.shape[0]
             x_above = h - v_threshold
-            sg = apply_hooks(surrogate.derivative(x_above), hooks, start)
+            sg = surrogate.derivative(x_above)
+            for hook, stream in zip(hooks, streams):
+                if stream is not None:
+                    stream.apply(sg, start)
+                elif (out := hook(sg, start)) is not None:
+                    sg = out
             # dV[t]/dH[t] through the hard reset V = H (1 - S) + v_reset S, over x_above.
             reset_grad = torch.lt(x_above, 0, out=x_above)
             if not detach_reset:
@@ -106,4 +121,7 @@ class TorchLIF(torch.autograd.Function):
             carry = grad_h[0].clone()
             grad_h.div_(tau)
             stop = start
+        for stream in streams:
+            if stream is not None:
+                stream.finish()
         return grad_x, None, None, None, None, None, None
