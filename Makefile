@@ -17,6 +17,10 @@ test: $(VENV)/.installed-test
 study: $(VENV)
 	$(PY) recipes/study.py $(ARGS)
 
+# MSG against depth (issue 19; docs/results.md): plain nets of 2-10 LIF layers, ResNet18s, the probe.
+study-depth: $(VENV)
+	$(PY) recipes/study_depth.py $(ARGS)
+
 bench: $(VENV)
 	$(PY) bench/lif.py
 	$(PY) bench/train_step.py

@@ -29,6 +29,7 @@ Example:
 import timm
 
 from .convnet import SpikingConvNet, spiking_convnet_m, spiking_convnet_s
+from .plain import spiking_plain2, spiking_plain6, spiking_plain10
 from .resnet import SpikingResNet, spiking_resnet18, spiking_resnet19
 from .sew_resnet import sew_resnet18, sew_resnet34, sew_resnet50
 from .vgg import SpikingVGG, spiking_cifarnet, vggsnn
