@@ -14,14 +14,26 @@ How each kind of activation is masked (activation mode, [attach][sparsegrad.mask
   each element's keep bit inside their backward from a counter-based generator
   (Philox4x32-10, as Triton's ``tl.rand``): no mask tensor, no extra pass. The ``torch``
   kernel multiplies ``SG'(x)`` by a drawn mask. Exact either way.
-- spikingjelly neurons: their fused multi-step kernels never call the surrogate module,
-  so the neuron's ``surrogate_function`` is wrapped for the lifetime of the attachment;
-  spikingjelly then runs its reference path. Same spikes; exact masking; slower.
-- spikingjelly surrogate modules used on their own, and any user target: a forward
+- spikingjelly ``IFNode``/``LIFNode``/``ParametricLIFNode`` with ``detach_reset=True``,
+  and snntorch ``Leaky``/``Synaptic`` with ``reset_delay=True`` (their default): the
+  gradient arriving at the spike output, ``dL/dS``, is masked. The reset carries no
+  gradient there, so ``SG'`` is reached only from the output and this is Eq. 11 exactly;
+  the neuron is untouched and spikingjelly keeps its fused kernels. snntorch's ``mem``
+  output is not masked.
+- other spikingjelly neurons (``detach_reset=False``: the reset carries gradient) and
+  snntorch ``reset_delay=False``: during each training forward the spike function
+  (``surrogate_function``, ``spike_grad``) is swapped for one that masks the gradient
+  entering it. Exact; spikingjelly runs its reference path meanwhile (not at ``p = 0``).
+- norse ``LIFCell``/``LIFBoxCell``/``LIF``/``LIFBox``: ``dL/dS`` at the output, with a
+  warning: norse's reset uses the spike with its gradient, whose ``SG'`` term stays
+  unmasked (approximate).
+- spikingjelly surrogate modules used on their own, and any other user target: a forward
   pre-hook routes the module's first input through an identity whose backward applies
-  the mask, i.e. the gradient *leaving* the module w.r.t. its input is masked. For a
-  whole neuron whose spike function is out of reach (snntorch's ``Leaky``) this masks
-  ``dL/dX`` of the input current, an approximation of Eq. 11.
+  the mask, i.e. the gradient *leaving* the module w.r.t. its input is masked (exact for a
+  bare spike function).
+
+The table and the derivation: docs/interop.md ("Which path each neuron gets") and
+docs/design.md §2.3.1. Hooks do not travel: a copy of a masked model is not masked.
 
 Optimizer mode ([wrap][sparsegrad.masked.MaskedGradient.wrap]) masks every ``param.grad``
 before each optimizer step, with the same mask on every data-parallel rank.
@@ -30,18 +42,19 @@ before each optimizer step, with the same mask on every data-parallel rank.
 from __future__ import annotations
 
 import sys
+import warnings
+import weakref
+from dataclasses import dataclass
 from typing import Callable, Iterable, Union
 
 import torch
 from torch import nn
 
-from ._masks.installers import (
-    mask_module_input,
-    mask_optimizer_grads,
-    mask_sparsegrad_surrogate,
-    mask_spikingjelly_neuron,
-)
+from ._masks.foreign import mask_foreign_neuron
+from ._masks.installers import mask_module_input, mask_optimizer_grads, mask_sparsegrad_surrogate
+from ._masks.kinds import Kind, foreign_label, is_foreign_neuron, kind_of
 from ._masks.sampler import MaskSampler
+from ._validate import check_bool
 from .surrogate import Surrogate
 
 __all__ = ["MaskedGradient"]
@@ -109,8 +122,8 @@ class MaskedGradient:
         schedule: Callable[[int], float] | None = None,
     ):
         self._sampler = MaskSampler(p, rescale, granularity, seed, generator, schedule)
-        self._handles: list = []
-        self._claimed: set[int] = set()  # what this object masks already: never twice
+        self._handles: list = []  # (what is masked: a module, or an optimizer; its handle)
+        self._token = object()  # marks what this object masks in _OWNERS
 
     # ----------------------------------------------------------------------------- state
     @property
@@ -166,58 +179,64 @@ class MaskedGradient:
         self._sampler.load_state_dict(state)
 
     # ------------------------------------------------------------------ activation mode
-    def attach(self, model: nn.Module, targets: Targets | None = None) -> "MaskedGradient":
+    def attach(self, model: nn.Module, targets: Targets | None = None, *, stack: bool = False) -> "MaskedGradient":
         """Mask the surrogate gradient of every spiking activation in ``model``.
+
+        Each neuron kind gets the path of docs/interop.md ("Which path each neuron gets"):
+        exact wherever one exists, with one warning per kind where none does (norse).
+        The neurons themselves are left as they are (spikingjelly keeps its fused kernels).
 
         Args:
             model: any module.
             targets: ``None`` (default) finds sparsegrad surrogates and neurons and
                 spikingjelly neurons and surrogate modules. Otherwise a class, a tuple of
                 classes, or a predicate ``f(module) -> bool`` choosing the modules to mask
-                instead (e.g. ``targets=(snntorch.Leaky,)``).
+                instead: snntorch ``Leaky``/``Synaptic``, norse ``LIFCell``/``LIFBoxCell``/
+                ``LIF``/``LIFBox``, any of the above, or your own activation (its input
+                gradient is masked), e.g. ``targets=(snntorch.Leaky,)``.
+            stack: allow masking a neuron another ``MaskedGradient`` masks already (the
+                masks then multiply: ``p = 1 - (1 - p1)(1 - p2)``). Default False.
 
         Returns:
             ``self``, so that ``msg = MaskedGradient(0.5).attach(model)`` works.
 
         Raises:
-            ValueError: if no module matches (nothing would be masked).
+            ValueError: no module matches (the message names any snntorch or norse neuron
+                found, and the ``targets=`` to pass); an snntorch, norse or spikingjelly
+                neuron kind with no masking path (the message names it and what
+                ``targets=`` accepts); a neuron another ``MaskedGradient`` masks, without
+                ``stack=True``. Nothing is attached then.
             TypeError: ``model`` is not a module.
+            RuntimeError: at a training forward, a masked spikingjelly neuron starting from
+                the state of a step already backpropagated (``reset_net`` forgotten).
 
         Attaching twice, or to a surrogate shared by several neurons, masks each spike
-        function once.
+        function once; neurons sharing one spikingjelly surrogate are each masked. A copy
+        of an attached model (``copy.deepcopy``, ``pickle``, ``torch.save``) is not masked:
+        attach to it to mask it.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"MaskedGradient.attach: model must be an nn.Module, got {type(model).__name__}")
+        stack = check_bool("MaskedGradient.attach: stack", stack)
         select = _selector(targets)
-        found = [m for m in model.modules() if select(m)]
+        found = [(name, m) for name, m in model.named_modules() if select(m)]
         if not found:
-            what = "no sparsegrad/spikingjelly spiking activation" if targets is None else f"no module matching targets={targets!r}"
-            raise ValueError(
-                f"MaskedGradient.attach: {what} in {type(model).__name__}; pass targets= "
-                "(classes or a predicate) naming your spiking activations"
-            )
-        # Neurons first: a surrogate module a neuron holds is then masked through the neuron
-        # only, even if the model also holds it elsewhere. Nothing is masked twice, also
-        # across calls.
-        found.sort(key=lambda m: 0 if _spike_function_of(m) is not None else 1)
-        for module in found:
-            point = _spike_function_of(module)
-            point = module if point is None else point
-            if id(point) in self._claimed or id(module) in self._claimed:
-                continue
-            self._handles.append(self._install(module))
-            self._claimed.update(id(m) for m in module.modules())
-            self._claimed.add(id(point))
+            raise ValueError(_nothing_found(model, targets))
+        plans = [plan for plan in _plan(found) if self._token not in _OWNERS.get(plan.point, ())]
+        for plan in plans:
+            if _OWNERS.get(plan.point) and not stack:
+                raise ValueError(
+                    f"MaskedGradient.attach: {plan.label} at {plan.name or 'the model'!r} is masked by "
+                    "another MaskedGradient already; the masks would multiply (p = 1 - (1 - p1)(1 - p2)). "
+                    "remove() that one first, or pass stack=True to mask it twice on purpose"
+                )
+        for plan in plans:
+            self._handles.append((plan.point, plan.install(self._sampler)))
+            _OWNERS.setdefault(plan.point, set()).add(self._token)
+        _warn_approximate(plans)
+        if targets is None:
+            _warn_missed(model)
         return self
-
-    def _install(self, module: nn.Module):
-        """Put the sampler on one activation with the installer for its kind."""
-        surrogate = _own_surrogate(module)
-        if surrogate is not None:
-            return mask_sparsegrad_surrogate(surrogate, self._sampler)
-        if _is_spikingjelly_neuron(module):
-            return mask_spikingjelly_neuron(module, self._sampler)
-        return mask_module_input(module, self._sampler)
 
     # ------------------------------------------------------------------- optimizer mode
     def wrap(self, optimizer: torch.optim.Optimizer) -> "MaskedGradient":
@@ -242,13 +261,13 @@ class MaskedGradient:
         optimizer = inner if isinstance(inner, torch.optim.Optimizer) else optimizer
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"MaskedGradient.wrap: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        if id(optimizer) in self._claimed:
+        if self._token in _OWNERS.get(optimizer, ()):
             raise ValueError("MaskedGradient.wrap: this optimizer is wrapped by this object already")
         sampler = self._sampler
         if not sampler.generators and sampler.seed is None:
             sampler.seed = _shared_seed()
-        self._handles.append(mask_optimizer_grads(optimizer, sampler))
-        self._claimed.add(id(optimizer))
+        self._handles.append((optimizer, mask_optimizer_grads(optimizer, sampler)))
+        _OWNERS.setdefault(optimizer, set()).add(self._token)
         return self
 
     # ------------------------------------------------------------------------ lifecycle
@@ -256,8 +275,9 @@ class MaskedGradient:
         """Undo every [attach][sparsegrad.masked.MaskedGradient.attach] and
         [wrap][sparsegrad.masked.MaskedGradient.wrap]."""
         while self._handles:
-            self._handles.pop().remove()
-        self._claimed.clear()
+            point, handle = self._handles.pop()
+            handle.remove()
+            _OWNERS.get(point, set()).discard(self._token)
 
     def __enter__(self) -> "MaskedGradient":
         return self
@@ -271,16 +291,6 @@ class MaskedGradient:
             f"MaskedGradient(p={s.fixed_p}, rescale={s.rescale}, granularity={s.granularity!r}, "
             f"seed={s.seed}, schedule={s.schedule!r}, hooks={len(self._handles)})"
         )
-
-
-def _spike_function_of(module: nn.Module) -> nn.Module | None:
-    """The spike function a neuron holds (sparsegrad's ``surrogate``, spikingjelly's
-    ``surrogate_function``), or None for anything else, surrogates themselves included."""
-    if isinstance(module, Surrogate):
-        return None
-    if _is_spikingjelly_neuron(module):
-        return module.surrogate_function
-    return _own_surrogate(module)
 
 
 def _own_surrogate(module: nn.Module) -> Surrogate | None:
@@ -301,6 +311,118 @@ def _is_spikingjelly_neuron(module: nn.Module) -> bool:
 def _is_spikingjelly_surrogate(module: nn.Module) -> bool:
     sj = sys.modules.get("spikingjelly.activation_based.surrogate")
     return sj is not None and isinstance(module, sj.SurrogateFunctionBase)
+
+
+# Whatever is masked (a surrogate, a neuron, an optimizer) -> the tokens of the MaskedGradients
+# masking it. Weak keys: a copy of a model is not in it, and is not masked.
+_OWNERS: "weakref.WeakKeyDictionary[object, set[object]]" = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One activation to mask: where the mask goes (``point``) and how."""
+
+    name: str
+    module: nn.Module
+    point: nn.Module  # the shared surrogate of sparsegrad neurons, else the module
+    kind: Kind | None  # a foreign neuron's path, or None
+    surrogate: Surrogate | None
+
+    @property
+    def label(self) -> str:
+        return self.kind.label if self.kind is not None else type(self.module).__name__
+
+    def install(self, sampler: MaskSampler):
+        if self.kind is not None:
+            return mask_foreign_neuron(self.module, self.kind, self.name, sampler)
+        if self.surrogate is not None:
+            return mask_sparsegrad_surrogate(self.surrogate, sampler)
+        return mask_module_input(self.module, sampler)
+
+
+def _plan(found: list[tuple[str, nn.Module]]) -> list[_Plan]:
+    """Neurons first, so that a surrogate module a neuron holds is masked through the
+    neuron only; a sparsegrad surrogate shared by several neurons, once."""
+    kinds = {id(m): kind_of(m, name) for name, m in found}  # raises for unknown neuron kinds
+    neuron_first = sorted(found, key=lambda nm: 0 if kinds[id(nm[1])] is not None or _holds_surrogate(nm[1]) else 1)
+    claimed: set[int] = set()  # modules covered already: neurons and what they hold
+    points: set[int] = set()
+    plans: list[_Plan] = []
+    for name, module in neuron_first:
+        if id(module) in claimed:
+            continue
+        claimed.update(id(m) for m in module.modules())
+        kind = kinds[id(module)]
+        surrogate = _own_surrogate(module) if kind is None else None
+        point = module if surrogate is None else surrogate
+        if id(point) not in points:
+            points.add(id(point))
+            plans.append(_Plan(name, module, point, kind, surrogate))
+    return plans
+
+
+def _holds_surrogate(module: nn.Module) -> bool:
+    return not isinstance(module, Surrogate) and _own_surrogate(module) is not None
+
+
+def _foreign_neurons(model: nn.Module) -> dict[str, list[str]]:
+    """snntorch and norse neurons in ``model``: label -> the names they are at."""
+    out: dict[str, list[str]] = {}
+    for name, module in model.named_modules():
+        if is_foreign_neuron(module):
+            out.setdefault(foreign_label(module), []).append(name or "the model")
+    return out
+
+
+def _listing(found: dict[str, list[str]]) -> str:
+    return "; ".join(f"{label} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" for label, names in found.items())
+
+
+def _nothing_found(model: nn.Module, targets) -> str:
+    if targets is not None:
+        return (
+            f"MaskedGradient.attach: no module matching targets={targets!r} in {type(model).__name__}; "
+            "pass targets= (classes or a predicate) naming your spiking activations"
+        )
+    foreign = _foreign_neurons(model)
+    if foreign:
+        return (
+            f"MaskedGradient.attach: no sparsegrad or spikingjelly spiking activation in "
+            f"{type(model).__name__}; found {_listing(foreign)}; pass targets=({', '.join(foreign)},)"
+        )
+    return (
+        f"MaskedGradient.attach: no sparsegrad/spikingjelly spiking activation in {type(model).__name__}; "
+        "pass targets= (classes or a predicate) naming your spiking activations"
+    )
+
+
+def _warn_approximate(plans: list[_Plan]) -> None:
+    """One warning per neuron kind that no path masks exactly."""
+    inexact: dict[Kind, list[str]] = {}
+    for plan in plans:
+        if plan.kind is not None and not plan.kind.exact:
+            inexact.setdefault(plan.kind, []).append(plan.name or "the model")
+    for kind, names in inexact.items():
+        warnings.warn(
+            f"MaskedGradient.attach: {_listing({kind.label: names})} is masked approximately: "
+            f"{kind.reason}. It gets the best path there is, dL/dS masked at the spike output; see "
+            "docs/interop.md, 'Which path each neuron gets'",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _warn_missed(model: nn.Module) -> None:
+    """Default targets do not find snntorch and norse neurons: say so rather than miss them."""
+    foreign = _foreign_neurons(model)
+    if foreign:
+        warnings.warn(
+            f"MaskedGradient.attach: {_listing(foreign)} not masked: the default targets find "
+            f"sparsegrad and spikingjelly neurons only; name them too, e.g. "
+            f"targets=lambda m: isinstance(m, ({', '.join(foreign)}, ...))",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _default_target(module: nn.Module) -> bool:
