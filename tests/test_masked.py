@@ -663,9 +663,10 @@ def residual_grads(act, msg_p=None, targets=None):
             lambda: sj_neuron.LIFNode(step_mode="m", v_threshold=0.5, surrogate_function=sj_surrogate.ATan()),
             None,
         ),
+        (lambda: sj_neuron.LIFNode(step_mode="m", v_threshold=0.5, detach_reset=True), None),
         (SpikeAct, (SpikeAct,)),
     ],
-    ids=["sparsegrad", "spikingjelly", "user-target"],
+    ids=["sparsegrad", "spikingjelly-swap", "spikingjelly-output", "user-target"],
 )
 def test_in_place_residual_downstream_works(act_factory, targets):
     plain_out, plain_x, plain_w = residual_grads(act_factory())[:3]
