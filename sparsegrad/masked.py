@@ -41,25 +41,25 @@ before each optimizer step, with the same mask on every data-parallel rank.
 
 from __future__ import annotations
 
-import sys
-import warnings
-import weakref
-from dataclasses import dataclass
-from typing import Callable, Iterable, Union
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from ._masks.foreign import mask_foreign_neuron
-from ._masks.installers import mask_module_input, mask_optimizer_grads, mask_sparsegrad_surrogate
-from ._masks.kinds import Kind, foreign_label, is_foreign_neuron, kind_of
+from ._masks.installers import mask_optimizer_grads
 from ._masks.sampler import MaskSampler
+from ._masks.targets import (
+    OWNERS,
+    Targets,
+    nothing_found,
+    plan,
+    selector,
+    warn_approximate,
+    warn_missed,
+)
 from ._validate import check_bool
-from .surrogate import Surrogate
 
 __all__ = ["MaskedGradient"]
-
-Targets = Union[type, "tuple[type, ...]", Callable[[nn.Module], bool]]
 
 
 class MaskedGradient:
@@ -81,9 +81,10 @@ class MaskedGradient:
             neuron, timestep), per layer, per backward, as the released code.
             ``"neuron"``: one draw per neuron shared over batch and time, per forward of the
             activation (the paper's §4.2 wording). It reads activation inputs as
-            time-first ``[T, B, ...]`` (a spikingjelly neuron in single-step mode gets a
-            fresh mask per timestep); in optimizer mode it is one draw per output unit
-            (first dimension of the parameter).
+            time-first ``[T, B, ...]``; a single-step neuron (spikingjelly ``step_mode="s"``,
+            snntorch, norse cells) keeps one mask from a state without autograd history
+            (after ``reset_net``, ``init_leaky()``) to the next. In optimizer mode it is one
+            draw per output unit (first dimension of the parameter).
         seed: seed of the masks' own generator(s), one per device (the native kernels
             draw each call's Philox key from the CPU one). Default None: the global RNG in
             activation mode; in optimizer mode a seed shared by all ranks.
@@ -123,7 +124,7 @@ class MaskedGradient:
     ):
         self._sampler = MaskSampler(p, rescale, granularity, seed, generator, schedule)
         self._handles: list = []  # (what is masked: a module, or an optimizer; its handle)
-        self._token = object()  # marks what this object masks in _OWNERS
+        self._token = object()  # marks what this object masks in OWNERS
 
     # ----------------------------------------------------------------------------- state
     @property
@@ -179,7 +180,7 @@ class MaskedGradient:
         self._sampler.load_state_dict(state)
 
     # ------------------------------------------------------------------ activation mode
-    def attach(self, model: nn.Module, targets: Targets | None = None, *, stack: bool = False) -> "MaskedGradient":
+    def attach(self, model: nn.Module, targets: Targets | None = None, *, stack: bool = False) -> MaskedGradient:
         """Mask the surrogate gradient of every spiking activation in ``model``.
 
         Each neuron kind gets the path of docs/interop.md ("Which path each neuron gets"):
@@ -218,28 +219,28 @@ class MaskedGradient:
         if not isinstance(model, nn.Module):
             raise TypeError(f"MaskedGradient.attach: model must be an nn.Module, got {type(model).__name__}")
         stack = check_bool("MaskedGradient.attach: stack", stack)
-        select = _selector(targets)
+        select = selector(targets)
         found = [(name, m) for name, m in model.named_modules() if select(m)]
         if not found:
-            raise ValueError(_nothing_found(model, targets))
-        plans = [plan for plan in _plan(found) if self._token not in _OWNERS.get(plan.point, ())]
-        for plan in plans:
-            if _OWNERS.get(plan.point) and not stack:
+            raise ValueError(nothing_found(model, targets))
+        plans = [each for each in plan(found) if self._token not in OWNERS.get(each.point, ())]
+        for each in plans:
+            if OWNERS.get(each.point) and not stack:
                 raise ValueError(
-                    f"MaskedGradient.attach: {plan.label} at {plan.name or 'the model'!r} is masked by "
+                    f"MaskedGradient.attach: {each.label} at {each.name or 'the model'!r} is masked by "
                     "another MaskedGradient already; the masks would multiply (p = 1 - (1 - p1)(1 - p2)). "
                     "remove() that one first, or pass stack=True to mask it twice on purpose"
                 )
-        for plan in plans:
-            self._handles.append((plan.point, plan.install(self._sampler)))
-            _OWNERS.setdefault(plan.point, set()).add(self._token)
-        _warn_approximate(plans)
+        for each in plans:
+            self._handles.append((each.point, each.install(self._sampler)))
+            OWNERS.setdefault(each.point, set()).add(self._token)
+        warn_approximate(plans)
         if targets is None:
-            _warn_missed(model)
+            warn_missed(model)
         return self
 
     # ------------------------------------------------------------------- optimizer mode
-    def wrap(self, optimizer: torch.optim.Optimizer) -> "MaskedGradient":
+    def wrap(self, optimizer: torch.optim.Optimizer) -> MaskedGradient:
         """Mask every ``param.grad`` before each ``optimizer.step()``.
 
         The masks come from a generator seeded identically on every rank (``seed``, or
@@ -261,13 +262,13 @@ class MaskedGradient:
         optimizer = inner if isinstance(inner, torch.optim.Optimizer) else optimizer
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"MaskedGradient.wrap: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        if self._token in _OWNERS.get(optimizer, ()):
+        if self._token in OWNERS.get(optimizer, ()):
             raise ValueError("MaskedGradient.wrap: this optimizer is wrapped by this object already")
         sampler = self._sampler
         if not sampler.generators and sampler.seed is None:
             sampler.seed = _shared_seed()
         self._handles.append((optimizer, mask_optimizer_grads(optimizer, sampler)))
-        _OWNERS.setdefault(optimizer, set()).add(self._token)
+        OWNERS.setdefault(optimizer, set()).add(self._token)
         return self
 
     # ------------------------------------------------------------------------ lifecycle
@@ -277,9 +278,9 @@ class MaskedGradient:
         while self._handles:
             point, handle = self._handles.pop()
             handle.remove()
-            _OWNERS.get(point, set()).discard(self._token)
+            OWNERS.get(point, set()).discard(self._token)
 
-    def __enter__(self) -> "MaskedGradient":
+    def __enter__(self) -> MaskedGradient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -291,166 +292,6 @@ class MaskedGradient:
             f"MaskedGradient(p={s.fixed_p}, rescale={s.rescale}, granularity={s.granularity!r}, "
             f"seed={s.seed}, schedule={s.schedule!r}, hooks={len(self._handles)})"
         )
-
-
-def _own_surrogate(module: nn.Module) -> Surrogate | None:
-    """The sparsegrad surrogate a module is, or that a sparsegrad neuron holds."""
-    if isinstance(module, Surrogate):
-        return module
-    inner = getattr(module, "surrogate", None)
-    return inner if isinstance(inner, Surrogate) else None
-
-
-def _is_spikingjelly_neuron(module: nn.Module) -> bool:
-    base = sys.modules.get("spikingjelly.activation_based.neuron")
-    return base is not None and isinstance(module, base.BaseNode) and isinstance(
-        getattr(module, "surrogate_function", None), nn.Module
-    )
-
-
-def _is_spikingjelly_surrogate(module: nn.Module) -> bool:
-    sj = sys.modules.get("spikingjelly.activation_based.surrogate")
-    return sj is not None and isinstance(module, sj.SurrogateFunctionBase)
-
-
-# Whatever is masked (a surrogate, a neuron, an optimizer) -> the tokens of the MaskedGradients
-# masking it. Weak keys: a copy of a model is not in it, and is not masked.
-_OWNERS: "weakref.WeakKeyDictionary[object, set[object]]" = weakref.WeakKeyDictionary()
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """One activation to mask: where the mask goes (``point``) and how."""
-
-    name: str
-    module: nn.Module
-    point: nn.Module  # the shared surrogate of sparsegrad neurons, else the module
-    kind: Kind | None  # a foreign neuron's path, or None
-    surrogate: Surrogate | None
-
-    @property
-    def label(self) -> str:
-        return self.kind.label if self.kind is not None else type(self.module).__name__
-
-    def install(self, sampler: MaskSampler):
-        if self.kind is not None:
-            return mask_foreign_neuron(self.module, self.kind, self.name, sampler)
-        if self.surrogate is not None:
-            return mask_sparsegrad_surrogate(self.surrogate, sampler)
-        return mask_module_input(self.module, sampler)
-
-
-def _plan(found: list[tuple[str, nn.Module]]) -> list[_Plan]:
-    """Neurons first, so that a surrogate module a neuron holds is masked through the
-    neuron only; a sparsegrad surrogate shared by several neurons, once."""
-    kinds = {id(m): kind_of(m, name) for name, m in found}  # raises for unknown neuron kinds
-    neuron_first = sorted(found, key=lambda nm: 0 if kinds[id(nm[1])] is not None or _holds_surrogate(nm[1]) else 1)
-    claimed: set[int] = set()  # modules covered already: neurons and what they hold
-    points: set[int] = set()
-    plans: list[_Plan] = []
-    for name, module in neuron_first:
-        if id(module) in claimed:
-            continue
-        claimed.update(id(m) for m in module.modules())
-        kind = kinds[id(module)]
-        surrogate = _own_surrogate(module) if kind is None else None
-        point = module if surrogate is None else surrogate
-        if id(point) not in points:
-            points.add(id(point))
-            plans.append(_Plan(name, module, point, kind, surrogate))
-    return plans
-
-
-def _holds_surrogate(module: nn.Module) -> bool:
-    return not isinstance(module, Surrogate) and _own_surrogate(module) is not None
-
-
-def _foreign_neurons(model: nn.Module) -> dict[str, list[str]]:
-    """snntorch and norse neurons in ``model``: label -> the names they are at."""
-    out: dict[str, list[str]] = {}
-    for name, module in model.named_modules():
-        if is_foreign_neuron(module):
-            out.setdefault(foreign_label(module), []).append(name or "the model")
-    return out
-
-
-def _listing(found: dict[str, list[str]]) -> str:
-    return "; ".join(f"{label} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" for label, names in found.items())
-
-
-def _nothing_found(model: nn.Module, targets) -> str:
-    if targets is not None:
-        return (
-            f"MaskedGradient.attach: no module matching targets={targets!r} in {type(model).__name__}; "
-            "pass targets= (classes or a predicate) naming your spiking activations"
-        )
-    foreign = _foreign_neurons(model)
-    if foreign:
-        return (
-            f"MaskedGradient.attach: no sparsegrad or spikingjelly spiking activation in "
-            f"{type(model).__name__}; found {_listing(foreign)}; pass targets=({', '.join(foreign)},)"
-        )
-    return (
-        f"MaskedGradient.attach: no sparsegrad/spikingjelly spiking activation in {type(model).__name__}; "
-        "pass targets= (classes or a predicate) naming your spiking activations"
-    )
-
-
-def _warn_approximate(plans: list[_Plan]) -> None:
-    """One warning per neuron kind that no path masks exactly."""
-    inexact: dict[Kind, list[str]] = {}
-    for plan in plans:
-        if plan.kind is not None and not plan.kind.exact:
-            inexact.setdefault(plan.kind, []).append(plan.name or "the model")
-    for kind, names in inexact.items():
-        warnings.warn(
-            f"MaskedGradient.attach: {_listing({kind.label: names})} is masked approximately: "
-            f"{kind.reason}. It gets the best path there is, dL/dS masked at the spike output; see "
-            "docs/interop.md, 'Which path each neuron gets'",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _warn_missed(model: nn.Module) -> None:
-    """Default targets do not find snntorch and norse neurons: say so rather than miss them."""
-    foreign = _foreign_neurons(model)
-    if foreign:
-        warnings.warn(
-            f"MaskedGradient.attach: {_listing(foreign)} not masked: the default targets find "
-            f"sparsegrad and spikingjelly neurons only; name them too, e.g. "
-            f"targets=lambda m: isinstance(m, ({', '.join(foreign)}, ...))",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def _default_target(module: nn.Module) -> bool:
-    return (
-        _own_surrogate(module) is not None
-        or _is_spikingjelly_neuron(module)
-        or _is_spikingjelly_surrogate(module)
-    )
-
-
-def _selector(targets: Targets | None) -> Callable[[nn.Module], bool]:
-    if targets is None:
-        return _default_target
-    if isinstance(targets, nn.Module):
-        raise ValueError(
-            f"MaskedGradient.attach: targets must be classes or a predicate, got the module "
-            f"instance {targets!r}; pass its class, targets=({type(targets).__name__},)"
-        )
-    if isinstance(targets, type):
-        targets = (targets,)
-    if isinstance(targets, Iterable) and not isinstance(targets, (str, bytes)):
-        classes = tuple(targets)
-        if not classes or not all(isinstance(c, type) for c in classes):
-            raise ValueError(f"MaskedGradient.attach: targets must be classes or a predicate, got {targets!r}")
-        return lambda module: isinstance(module, classes)
-    if callable(targets):
-        return targets
-    raise ValueError(f"MaskedGradient.attach: targets must be classes or a predicate, got {targets!r}")
 
 
 def _shared_seed() -> int:

@@ -183,7 +183,7 @@ def test_readback_exposes_an_approximation():
             return self.node(x)
 
     x, c = draw((T, B, N), 7, scale=0.6, shift=0.5), draw((T, B, N), 8)
-    spikes0, gx0 = run_multi(Wrapped(), x, c)
+    _, gx0 = run_multi(Wrapped(), x, c)
     approx = Wrapped()
     MaskedGradient(0.5, seed=9).attach(approx, targets=(Wrapped,))
     spikes, gx = run_multi(approx, x, c)
@@ -200,7 +200,7 @@ def test_spikingjelly_neuron_granularity_shares_one_mask_over_time_and_batch(ste
     x, c = draw((T, B, N), 10, scale=0.6, shift=0.5), draw((T, B, N), 11)
     run = run_multi if step_mode == "m" else run_single
     plain = sj_neuron.LIFNode(tau=TAU, v_threshold=V_TH, detach_reset=True, step_mode=step_mode)
-    spikes0, gx0 = run(plain, x, c)
+    _, gx0 = run(plain, x, c)
     neuron = sj_neuron.LIFNode(tau=TAU, v_threshold=V_TH, detach_reset=True, step_mode=step_mode)
     MaskedGradient(p, granularity="neuron", seed=12).attach(neuron)
     spikes, gx = run(neuron, x, c)

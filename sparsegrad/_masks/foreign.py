@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from .copies import Portable, drop_inert
-from .kinds import Kind, norse_multi_step
 from .installers import MaskInputGrad
+from .kinds import Kind, norse_multi_step
 from .sampler import MaskSampler, NeuronMaskCache
 
 __all__ = ["NeuronMask", "mask_foreign_neuron"]

@@ -25,9 +25,9 @@ from .sampler import KernelMask, MaskSampler, NeuronMaskCache
 __all__ = [
     "MaskInputGrad",
     "SurrogateMaskHook",
-    "mask_sparsegrad_surrogate",
     "mask_module_input",
     "mask_optimizer_grads",
+    "mask_sparsegrad_surrogate",
 ]
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = ["Kind", "kind_of", "foreign_label", "is_foreign_neuron", "unknown_kind_error", "ACCEPTED"]
+__all__ = ["ACCEPTED", "Kind", "foreign_label", "is_foreign_neuron", "kind_of", "unknown_kind_error"]
 
 ACCEPTED = (
     "sparsegrad neurons and surrogates; spikingjelly neurons (BaseNode with a surrogate_function "
