@@ -14,14 +14,26 @@ How each kind of activation is masked (activation mode, [attach][sparsegrad.mask
   each element's keep bit inside their backward from a counter-based generator
   (Philox4x32-10, as Triton's ``tl.rand``): no mask tensor, no extra pass. The ``torch``
   kernel multiplies ``SG'(x)`` by a drawn mask. Exact either way.
-- spikingjelly neurons: their fused multi-step kernels never call the surrogate module,
-  so the neuron's ``surrogate_function`` is wrapped for the lifetime of the attachment;
-  spikingjelly then runs its reference path. Same spikes; exact masking; slower.
-- spikingjelly surrogate modules used on their own, and any user target: a forward
+- spikingjelly ``IFNode``/``LIFNode``/``ParametricLIFNode`` with ``detach_reset=True``,
+  and snntorch ``Leaky``/``Synaptic`` with ``reset_delay=True`` (their default): the
+  gradient arriving at the spike output, ``dL/dS``, is masked. The reset carries no
+  gradient there, so ``SG'`` is reached only from the output and this is Eq. 11 exactly;
+  the neuron is untouched and spikingjelly keeps its fused kernels. snntorch's ``mem``
+  output is not masked.
+- other spikingjelly neurons (``detach_reset=False``: the reset carries gradient) and
+  snntorch ``reset_delay=False``: during each training forward the spike function
+  (``surrogate_function``, ``spike_grad``) is swapped for one that masks the gradient
+  entering it. Exact; spikingjelly runs its reference path meanwhile (not at ``p = 0``).
+- norse ``LIFCell``/``LIFBoxCell``/``LIF``/``LIFBox``: ``dL/dS`` at the output, with a
+  warning: norse's reset uses the spike with its gradient, whose ``SG'`` term stays
+  unmasked (approximate).
+- spikingjelly surrogate modules used on their own, and any other user target: a forward
   pre-hook routes the module's first input through an identity whose backward applies
-  the mask, i.e. the gradient *leaving* the module w.r.t. its input is masked. For a
-  whole neuron whose spike function is out of reach (snntorch's ``Leaky``) this masks
-  ``dL/dX`` of the input current, an approximation of Eq. 11.
+  the mask, i.e. the gradient *leaving* the module w.r.t. its input is masked (exact for a
+  bare spike function).
+
+The table and the derivation: docs/interop.md ("Which path each neuron gets") and
+docs/design.md §2.3.1. Hooks do not travel: a copy of a masked model is not masked.
 
 Optimizer mode ([wrap][sparsegrad.masked.MaskedGradient.wrap]) masks every ``param.grad``
 before each optimizer step, with the same mask on every data-parallel rank.
@@ -29,24 +41,25 @@ before each optimizer step, with the same mask on every data-parallel rank.
 
 from __future__ import annotations
 
-import sys
-from typing import Callable, Iterable, Union
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from ._masks.installers import (
-    mask_module_input,
-    mask_optimizer_grads,
-    mask_sparsegrad_surrogate,
-    mask_spikingjelly_neuron,
-)
+from ._masks.installers import mask_optimizer_grads
 from ._masks.sampler import MaskSampler
-from .surrogate import Surrogate
+from ._masks.targets import (
+    OWNERS,
+    Targets,
+    nothing_found,
+    plan,
+    selector,
+    warn_approximate,
+    warn_missed,
+)
+from ._validate import check_bool
 
 __all__ = ["MaskedGradient"]
-
-Targets = Union[type, "tuple[type, ...]", Callable[[nn.Module], bool]]
 
 
 class MaskedGradient:
@@ -68,9 +81,10 @@ class MaskedGradient:
             neuron, timestep), per layer, per backward, as the released code.
             ``"neuron"``: one draw per neuron shared over batch and time, per forward of the
             activation (the paper's §4.2 wording). It reads activation inputs as
-            time-first ``[T, B, ...]`` (a spikingjelly neuron in single-step mode gets a
-            fresh mask per timestep); in optimizer mode it is one draw per output unit
-            (first dimension of the parameter).
+            time-first ``[T, B, ...]``; a single-step neuron (spikingjelly ``step_mode="s"``,
+            snntorch, norse cells) keeps one mask from a state without autograd history
+            (after ``reset_net``, ``init_leaky()``) to the next. In optimizer mode it is one
+            draw per output unit (first dimension of the parameter).
         seed: seed of the masks' own generator(s), one per device (the native kernels
             draw each call's Philox key from the CPU one). Default None: the global RNG in
             activation mode; in optimizer mode a seed shared by all ranks.
@@ -109,8 +123,8 @@ class MaskedGradient:
         schedule: Callable[[int], float] | None = None,
     ):
         self._sampler = MaskSampler(p, rescale, granularity, seed, generator, schedule)
-        self._handles: list = []
-        self._claimed: set[int] = set()  # what this object masks already: never twice
+        self._handles: list = []  # (what is masked: a module, or an optimizer; its handle)
+        self._token = object()  # marks what this object masks in OWNERS
 
     # ----------------------------------------------------------------------------- state
     @property
@@ -166,61 +180,67 @@ class MaskedGradient:
         self._sampler.load_state_dict(state)
 
     # ------------------------------------------------------------------ activation mode
-    def attach(self, model: nn.Module, targets: Targets | None = None) -> "MaskedGradient":
+    def attach(self, model: nn.Module, targets: Targets | None = None, *, stack: bool = False) -> MaskedGradient:
         """Mask the surrogate gradient of every spiking activation in ``model``.
+
+        Each neuron kind gets the path of docs/interop.md ("Which path each neuron gets"):
+        exact wherever one exists, with one warning per kind where none does (norse).
+        The neurons themselves are left as they are (spikingjelly keeps its fused kernels).
 
         Args:
             model: any module.
             targets: ``None`` (default) finds sparsegrad surrogates and neurons and
                 spikingjelly neurons and surrogate modules. Otherwise a class, a tuple of
                 classes, or a predicate ``f(module) -> bool`` choosing the modules to mask
-                instead (e.g. ``targets=(snntorch.Leaky,)``).
+                instead: snntorch ``Leaky``/``Synaptic``, norse ``LIFCell``/``LIFBoxCell``/
+                ``LIF``/``LIFBox``, any of the above, or your own activation (its input
+                gradient is masked), e.g. ``targets=(snntorch.Leaky,)``.
+            stack: allow masking a neuron another ``MaskedGradient`` masks already (the
+                masks then multiply: ``p = 1 - (1 - p1)(1 - p2)``). Default False.
 
         Returns:
             ``self``, so that ``msg = MaskedGradient(0.5).attach(model)`` works.
 
         Raises:
-            ValueError: if no module matches (nothing would be masked).
+            ValueError: no module matches (the message names any snntorch or norse neuron
+                found, and the ``targets=`` to pass); an snntorch, norse or spikingjelly
+                neuron kind with no masking path (the message names it and what
+                ``targets=`` accepts); a neuron another ``MaskedGradient`` masks, without
+                ``stack=True``. Nothing is attached then.
             TypeError: ``model`` is not a module.
+            RuntimeError: at a training forward, a masked spikingjelly neuron starting from
+                the state of a step already backpropagated (``reset_net`` forgotten).
 
         Attaching twice, or to a surrogate shared by several neurons, masks each spike
-        function once.
+        function once; neurons sharing one spikingjelly surrogate are each masked. A copy
+        of an attached model (``copy.deepcopy``, ``pickle``, ``torch.save``) is not masked:
+        attach to it to mask it.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"MaskedGradient.attach: model must be an nn.Module, got {type(model).__name__}")
-        select = _selector(targets)
-        found = [m for m in model.modules() if select(m)]
+        stack = check_bool("MaskedGradient.attach: stack", stack)
+        select = selector(targets)
+        found = [(name, m) for name, m in model.named_modules() if select(m)]
         if not found:
-            what = "no sparsegrad/spikingjelly spiking activation" if targets is None else f"no module matching targets={targets!r}"
-            raise ValueError(
-                f"MaskedGradient.attach: {what} in {type(model).__name__}; pass targets= "
-                "(classes or a predicate) naming your spiking activations"
-            )
-        # Neurons first: a surrogate module a neuron holds is then masked through the neuron
-        # only, even if the model also holds it elsewhere. Nothing is masked twice, also
-        # across calls.
-        found.sort(key=lambda m: 0 if _spike_function_of(m) is not None else 1)
-        for module in found:
-            point = _spike_function_of(module)
-            point = module if point is None else point
-            if id(point) in self._claimed or id(module) in self._claimed:
-                continue
-            self._handles.append(self._install(module))
-            self._claimed.update(id(m) for m in module.modules())
-            self._claimed.add(id(point))
+            raise ValueError(nothing_found(model, targets))
+        plans = [each for each in plan(found) if self._token not in OWNERS.get(each.point, ())]
+        for each in plans:
+            if OWNERS.get(each.point) and not stack:
+                raise ValueError(
+                    f"MaskedGradient.attach: {each.label} at {each.name or 'the model'!r} is masked by "
+                    "another MaskedGradient already; the masks would multiply (p = 1 - (1 - p1)(1 - p2)). "
+                    "remove() that one first, or pass stack=True to mask it twice on purpose"
+                )
+        for each in plans:
+            self._handles.append((each.point, each.install(self._sampler)))
+            OWNERS.setdefault(each.point, set()).add(self._token)
+        warn_approximate(plans)
+        if targets is None:
+            warn_missed(model)
         return self
 
-    def _install(self, module: nn.Module):
-        """Put the sampler on one activation with the installer for its kind."""
-        surrogate = _own_surrogate(module)
-        if surrogate is not None:
-            return mask_sparsegrad_surrogate(surrogate, self._sampler)
-        if _is_spikingjelly_neuron(module):
-            return mask_spikingjelly_neuron(module, self._sampler)
-        return mask_module_input(module, self._sampler)
-
     # ------------------------------------------------------------------- optimizer mode
-    def wrap(self, optimizer: torch.optim.Optimizer) -> "MaskedGradient":
+    def wrap(self, optimizer: torch.optim.Optimizer) -> MaskedGradient:
         """Mask every ``param.grad`` before each ``optimizer.step()``.
 
         The masks come from a generator seeded identically on every rank (``seed``, or
@@ -242,13 +262,13 @@ class MaskedGradient:
         optimizer = inner if isinstance(inner, torch.optim.Optimizer) else optimizer
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"MaskedGradient.wrap: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
-        if id(optimizer) in self._claimed:
+        if self._token in OWNERS.get(optimizer, ()):
             raise ValueError("MaskedGradient.wrap: this optimizer is wrapped by this object already")
         sampler = self._sampler
         if not sampler.generators and sampler.seed is None:
             sampler.seed = _shared_seed()
-        self._handles.append(mask_optimizer_grads(optimizer, sampler))
-        self._claimed.add(id(optimizer))
+        self._handles.append((optimizer, mask_optimizer_grads(optimizer, sampler)))
+        OWNERS.setdefault(optimizer, set()).add(self._token)
         return self
 
     # ------------------------------------------------------------------------ lifecycle
@@ -256,10 +276,11 @@ class MaskedGradient:
         """Undo every [attach][sparsegrad.masked.MaskedGradient.attach] and
         [wrap][sparsegrad.masked.MaskedGradient.wrap]."""
         while self._handles:
-            self._handles.pop().remove()
-        self._claimed.clear()
+            point, handle = self._handles.pop()
+            handle.remove()
+            OWNERS.get(point, set()).discard(self._token)
 
-    def __enter__(self) -> "MaskedGradient":
+    def __enter__(self) -> MaskedGradient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -271,64 +292,6 @@ class MaskedGradient:
             f"MaskedGradient(p={s.fixed_p}, rescale={s.rescale}, granularity={s.granularity!r}, "
             f"seed={s.seed}, schedule={s.schedule!r}, hooks={len(self._handles)})"
         )
-
-
-def _spike_function_of(module: nn.Module) -> nn.Module | None:
-    """The spike function a neuron holds (sparsegrad's ``surrogate``, spikingjelly's
-    ``surrogate_function``), or None for anything else, surrogates themselves included."""
-    if isinstance(module, Surrogate):
-        return None
-    if _is_spikingjelly_neuron(module):
-        return module.surrogate_function
-    return _own_surrogate(module)
-
-
-def _own_surrogate(module: nn.Module) -> Surrogate | None:
-    """The sparsegrad surrogate a module is, or that a sparsegrad neuron holds."""
-    if isinstance(module, Surrogate):
-        return module
-    inner = getattr(module, "surrogate", None)
-    return inner if isinstance(inner, Surrogate) else None
-
-
-def _is_spikingjelly_neuron(module: nn.Module) -> bool:
-    base = sys.modules.get("spikingjelly.activation_based.neuron")
-    return base is not None and isinstance(module, base.BaseNode) and isinstance(
-        getattr(module, "surrogate_function", None), nn.Module
-    )
-
-
-def _is_spikingjelly_surrogate(module: nn.Module) -> bool:
-    sj = sys.modules.get("spikingjelly.activation_based.surrogate")
-    return sj is not None and isinstance(module, sj.SurrogateFunctionBase)
-
-
-def _default_target(module: nn.Module) -> bool:
-    return (
-        _own_surrogate(module) is not None
-        or _is_spikingjelly_neuron(module)
-        or _is_spikingjelly_surrogate(module)
-    )
-
-
-def _selector(targets: Targets | None) -> Callable[[nn.Module], bool]:
-    if targets is None:
-        return _default_target
-    if isinstance(targets, nn.Module):
-        raise ValueError(
-            f"MaskedGradient.attach: targets must be classes or a predicate, got the module "
-            f"instance {targets!r}; pass its class, targets=({type(targets).__name__},)"
-        )
-    if isinstance(targets, type):
-        targets = (targets,)
-    if isinstance(targets, Iterable) and not isinstance(targets, (str, bytes)):
-        classes = tuple(targets)
-        if not classes or not all(isinstance(c, type) for c in classes):
-            raise ValueError(f"MaskedGradient.attach: targets must be classes or a predicate, got {targets!r}")
-        return lambda module: isinstance(module, classes)
-    if callable(targets):
-        return targets
-    raise ValueError(f"MaskedGradient.attach: targets must be classes or a predicate, got {targets!r}")
 
 
 def _shared_seed() -> int:

@@ -3,12 +3,14 @@ of target and returns a handle whose ``remove()`` takes it off again.
 
 - [mask_sparsegrad_surrogate][sparsegrad._masks.installers.mask_sparsegrad_surrogate]: a
   surrogate hook; the native LIF kernels recognise it and mask inside their backward.
-- [mask_spikingjelly_neuron][sparsegrad._masks.installers.mask_spikingjelly_neuron]: swaps
-  the neuron's surrogate for a masking wrapper (spikingjelly then runs its reference path).
+- spikingjelly, snntorch and norse neurons: [foreign][sparsegrad._masks.foreign].
 - [mask_module_input][sparsegrad._masks.installers.mask_module_input]: a forward pre-hook
   masking the gradient leaving the module through its first input.
 - [mask_optimizer_grads][sparsegrad._masks.installers.mask_optimizer_grads]: masks every
   ``param.grad`` before each optimizer step.
+
+Every hook stored on a module or optimizer is [Portable][sparsegrad._masks.copies.Portable]:
+a copy of the model carries an inert hook, never a private sampler.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ import torch
 from torch import nn
 
 from ..surrogate import Surrogate
+from .copies import Portable, drop_inert
 from .sampler import KernelMask, MaskSampler, NeuronMaskCache
 
 __all__ = [
+    "MaskInputGrad",
     "SurrogateMaskHook",
-    "mask_sparsegrad_surrogate",
-    "mask_spikingjelly_neuron",
     "mask_module_input",
     "mask_optimizer_grads",
+    "mask_sparsegrad_surrogate",
 ]
 
 
-class _MaskInputGrad(torch.autograd.Function):
+class MaskInputGrad(torch.autograd.Function):
     """Identity forward; backward multiplies the incoming gradient by a fresh mask."""
 
     @staticmethod
@@ -46,7 +49,7 @@ class _MaskInputGrad(torch.autograd.Function):
         return sampler.mask_activation(grad, shared_dims, inplace=False, cache=cache), None, None, None
 
 
-class SurrogateMaskHook:
+class SurrogateMaskHook(Portable):
     """Surrogate hook masking ``SG'`` in place; under ``"neuron"`` granularity one mask serves
     every block of timesteps of a backward pass (the call with ``t0 == 0`` is its last).
 
@@ -81,64 +84,17 @@ class SurrogateMaskHook:
 
 def mask_sparsegrad_surrogate(surrogate: Surrogate, sampler: MaskSampler):
     """Mask ``SG'`` of a sparsegrad surrogate (and of every neuron built on it), exactly."""
+    drop_inert(surrogate, "_surrogate_hooks")
     return surrogate.register_surrogate_hook(SurrogateMaskHook(sampler))
 
 
-class _MaskingSurrogate(nn.Module):
-    """Wraps a spikingjelly surrogate: masks the gradient w.r.t. ``x = H - v_threshold``."""
+class _InputMask(Portable):
+    """Forward pre-hook of [mask_module_input][sparsegrad._masks.installers.mask_module_input]."""
 
-    def __init__(self, surrogate: nn.Module, sampler: MaskSampler, shared_dims: int):
-        super().__init__()
-        self.surrogate = surrogate
+    def __init__(self, sampler: MaskSampler):
         self.sampler = sampler
-        self.shared_dims = shared_dims
-        self.cache = NeuronMaskCache()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and torch.is_grad_enabled() and x.requires_grad:
-            x = _MaskInputGrad.apply(x, self.sampler, self.shared_dims, self.cache)
-        return self.surrogate(x)
-
-
-class _SurrogateSwap:
-    """Handle of [mask_spikingjelly_neuron][sparsegrad._masks.installers.mask_spikingjelly_neuron]."""
-
-    def __init__(self, neuron: nn.Module, sampler: MaskSampler):
-        self.neuron = neuron
-        # Multi-step spikingjelly neurons call the surrogate once per step on [B, ...].
-        self.wrapper = _MaskingSurrogate(neuron.surrogate_function, sampler, shared_dims=1)
-        self.wrapper.train(neuron.training)
-        neuron.surrogate_function = self.wrapper
-        self.pre_hook = neuron.register_forward_pre_hook(self.wrapper.cache.clear)
-
-    def remove(self) -> None:
-        self.pre_hook.remove()
-        # Unlink this wrapper from the chain neuron -> wrapper -> ... -> original, wherever
-        # it is: another MaskedGradient may have wrapped it since.
-        holder, attr = self.neuron, "surrogate_function"
-        while isinstance(getattr(holder, attr), _MaskingSurrogate):
-            current = getattr(holder, attr)
-            if current is self.wrapper:
-                setattr(holder, attr, current.surrogate)
-                return
-            holder, attr = current, "surrogate"
-
-
-def mask_spikingjelly_neuron(neuron: nn.Module, sampler: MaskSampler) -> _SurrogateSwap:
-    """Mask a spikingjelly neuron's surrogate gradient. Its fused kernels never call the
-    surrogate module, so the surrogate is swapped for a masking wrapper until ``remove()``;
-    spikingjelly then runs its reference path: same spikes, exact masking, slower."""
-    return _SurrogateSwap(neuron, sampler)
-
-
-def mask_module_input(module: nn.Module, sampler: MaskSampler):
-    """Mask the gradient leaving ``module`` through its first positional input.
-
-    The module's output stays a plain tensor, so in-place operations downstream (a SEW
-    ``out += identity``) keep working, unlike with a full backward hook.
-    """
-
-    def pre_hook(module: nn.Module, args: tuple):
+    def __call__(self, module: nn.Module, args: tuple):
         if not (module.training and torch.is_grad_enabled()):
             return None
         if not args or not isinstance(args[0], torch.Tensor):
@@ -149,24 +105,39 @@ def mask_module_input(module: nn.Module, sampler: MaskSampler):
             )
         if not args[0].requires_grad:
             return None
-        return (_MaskInputGrad.apply(args[0], sampler, 2, None),) + tuple(args[1:])
-
-    return module.register_forward_pre_hook(pre_hook)
+        return (MaskInputGrad.apply(args[0], self.sampler, 2, None),) + tuple(args[1:])
 
 
-def mask_optimizer_grads(optimizer: torch.optim.Optimizer, sampler: MaskSampler):
-    """Mask every ``param.grad`` before each ``optimizer.step()``."""
+def mask_module_input(module: nn.Module, sampler: MaskSampler):
+    """Mask the gradient leaving ``module`` through its first positional input.
 
-    def step_pre_hook(optimizer, args, kwargs) -> None:
+    The module's output stays a plain tensor, so in-place operations downstream (a SEW
+    ``out += identity``) keep working, unlike with a full backward hook.
+    """
+    drop_inert(module)
+    return module.register_forward_pre_hook(_InputMask(sampler))
+
+
+class _GradMask(Portable):
+    """Optimizer step pre-hook of [mask_optimizer_grads][sparsegrad._masks.installers.mask_optimizer_grads]."""
+
+    def __init__(self, sampler: MaskSampler):
+        self.sampler = sampler
+
+    def __call__(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         closure = args[1] if len(args) > 1 else kwargs.get("closure")  # args[0] is the optimizer
         if closure is not None:
             raise ValueError(
                 "MaskedGradient.wrap cannot mask gradients computed by a step(closure) inside the "
                 "step; compute the gradients before optimizer.step() or use attach()"
             )
+        sampler = self.sampler
         for group in optimizer.param_groups:
             for param in group["params"]:
                 if param.grad is not None:
                     param.grad = sampler.mask(param.grad, sampler.param_shape(param.grad), inplace=True)
 
-    return optimizer.register_step_pre_hook(step_pre_hook)
+
+def mask_optimizer_grads(optimizer: torch.optim.Optimizer, sampler: MaskSampler):
+    """Mask every ``param.grad`` before each ``optimizer.step()``."""
+    return optimizer.register_step_pre_hook(_GradMask(sampler))
