@@ -105,6 +105,33 @@ def test_a_built_model_with_spikingjelly_neurons_trains_resumes_and_plots(tmp_pa
     assert config["effective"]["model"] == "SpikingConvNet"
 
 
+class SnnTorchSteps(nn.Module):
+    """TinySNN's layers around one snntorch ``Leaky``, called once per timestep."""
+
+    def __init__(self, num_classes: int = 10, in_chans: int = 2):
+        super().__init__()
+        import snntorch
+
+        self.body = TinySNN(num_classes, in_chans, neuron=nn.Identity())
+        self.leaky = snntorch.Leaky(beta=0.5, threshold=0.05)
+
+    def forward(self, x):
+        x = x.transpose(0, 1)
+        T, B = x.shape[:2]
+        h = self.body.fc1(self.body.pool(x.flatten(0, 1)).flatten(1)).view(T, B, -1)
+        mem, spikes = self.leaky.init_leaky(), []
+        for t in range(T):
+            spk, mem = self.leaky(h[t], mem)
+            spikes.append(spk)
+        return self.body.fc2(torch.stack(spikes))
+
+
+def test_a_model_with_snntorch_neurons_trains_with_msg_on_their_input(tmp_path):
+    pytest.importorskip("snntorch")
+    rates = _trains_resumes_plots(_cfg(tmp_path), model=SnnTorchSteps())
+    assert list(rates) == ["leaky"] and 0 < rates["leaky"] < 1
+
+
 def test_firing_rates_of_snntorch_neurons_average_their_calls():
     """snntorch neurons are single-step and return (spikes, membrane): the rate is the mean
     spike of every call."""

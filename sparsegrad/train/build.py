@@ -31,7 +31,7 @@ import sparsegrad.models
 from sparsegrad.data import DATASETS, class_balanced_sampler, load_splits, targets_of
 from sparsegrad.masked import MaskedGradient
 from sparsegrad.train.config import RecipeConfig, per_process_batch
-from sparsegrad.train.neurons import reset_states, stateful_neurons
+from sparsegrad.train.neurons import msg_targets, reset_states, stateful_neurons
 
 __all__ = ["InputSpec", "build_datasets", "build_model", "check_model", "input_spec", "make_loaders",
            "needs_img_size"]
@@ -173,10 +173,11 @@ def check_model(cfg: RecipeConfig, spec: InputSpec, model: nn.Module, test: Data
                          "(time first, one output per class)")
     if cfg.msg:
         try:
-            MaskedGradient(p=cfg.p, seed=0).attach(probe).remove()
+            MaskedGradient(p=cfg.p, seed=0).attach(probe, msg_targets(probe)).remove()
         except ValueError as err:
             raise ValueError(f"--msg: --model {cfg.model} has no spiking neuron MSG can attach to ({err}); "
-                             "train it with --no-msg, or build it with sparsegrad or spikingjelly neurons") from None
+                             "train it with --no-msg, or build it with sparsegrad, spikingjelly or snntorch neurons"
+                             ) from None
 
 
 def _seed_worker(rank: int, worker_id: int) -> None:

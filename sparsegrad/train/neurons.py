@@ -15,7 +15,7 @@ from torch import nn
 
 from sparsegrad.neuron import LIF
 
-__all__ = ["reset_states", "spiking_neurons", "stateful_neurons"]
+__all__ = ["msg_targets", "reset_states", "spiking_neurons", "stateful_neurons"]
 
 
 def _classes(module: str, name: str) -> tuple[type, ...]:
@@ -37,6 +37,16 @@ def spiking_neurons(model: nn.Module) -> dict[str, nn.Module]:
         if isinstance(module, classes) and not any(name.startswith(f"{outer}.") for outer in found):
             found[name] = module
     return found
+
+
+def msg_targets(model: nn.Module) -> tuple[type, ...] | None:
+    """What [MaskedGradient.attach][sparsegrad.masked.MaskedGradient.attach] should mask in
+    ``model``: ``None`` (its own choice: sparsegrad and spikingjelly activations) unless the
+    network's neurons are all snntorch's, whose spike function is out of MSG's reach; then their
+    class, and MSG masks the gradient of their input current (the approximation masked.py names)."""
+    snn = _classes("snntorch", "SpikingNeuron")
+    neurons = list(spiking_neurons(model).values())
+    return snn if snn and neurons and all(isinstance(m, snn) for m in neurons) else None
 
 
 def stateful_neurons(model: nn.Module) -> list[nn.Module]:

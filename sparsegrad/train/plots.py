@@ -42,7 +42,9 @@ def _epochs_axis(*axes) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
+def _save(fig: Figure, path: str | os.PathLike, title: str = "") -> Path:
+    if title:
+        fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -63,9 +65,7 @@ def plot_curves(history: Sequence[EpochRecord], path: str | os.PathLike, title: 
         ax.grid(alpha=0.3)
         ax.legend()
     _epochs_axis(loss, acc)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def plot_per_timestep(history: Sequence[EpochRecord], path: str | os.PathLike, title: str = "") -> Path:
@@ -87,9 +87,7 @@ def plot_per_timestep(history: Sequence[EpochRecord], path: str | os.PathLike, t
     for ax in (lines, bars):
         ax.grid(alpha=0.3)
     _epochs_axis(lines)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def plot_factors(history: Sequence[EpochRecord], path: str | os.PathLike, title: str = "") -> Path:
@@ -104,9 +102,7 @@ def plot_factors(history: Sequence[EpochRecord], path: str | os.PathLike, title:
     ax.grid(alpha=0.3)
     _epochs_axis(ax)
     ax.legend(fontsize="x-small", ncols=2)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def plot_firing_rate(rates: Mapping[str, float], path: str | os.PathLike, title: str = "") -> Path:
@@ -118,9 +114,7 @@ def plot_firing_rate(rates: Mapping[str, float], path: str | os.PathLike, title:
                   fontsize="x-small")
     ax.set(xlabel="LIF layer", ylabel="firing rate (% of neurons per timestep)", title="firing rate per LIF layer")
     ax.grid(alpha=0.3, axis="y")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def plot_epoch_time(history: Sequence[EpochRecord], path: str | os.PathLike, title: str = "") -> Path:
@@ -135,9 +129,7 @@ def plot_epoch_time(history: Sequence[EpochRecord], path: str | os.PathLike, tit
     ax.grid(alpha=0.3, axis="y")
     _epochs_axis(ax)
     ax.legend()
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def plot_run(folder: str | os.PathLike, history: Sequence[EpochRecord], firing_rate: Mapping[str, float] | None,

@@ -24,6 +24,7 @@ from sparsegrad.masked import MaskedGradient
 from sparsegrad.temporal import TemporalWeightedHead
 from sparsegrad.train.build import InputSpec, build_model, make_loaders
 from sparsegrad.train.config import RecipeConfig, learning_rate
+from sparsegrad.train.neurons import msg_targets
 from sparsegrad.train.schedule import cosine_schedule
 
 __all__ = ["Session", "epoch_seed", "setup"]
@@ -72,7 +73,7 @@ def setup(accelerator: Accelerator, cfg: RecipeConfig, seed: int, train_set: Dat
     msg = None
     if cfg.msg:
         msg = MaskedGradient(p=cfg.p, rescale=cfg.msg_rescale, granularity=cfg.msg_granularity,
-                             seed=1_000_003 * seed + accelerator.process_index).attach(net)
+                             seed=1_000_003 * seed + accelerator.process_index).attach(net, msg_targets(net))
     return Session(accelerator, cfg, seed, net, head, optimizer, scheduler, msg,
                    nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), train_loader, test_loader,
                    probe_loader, shuffle)

@@ -42,8 +42,8 @@ __all__ = ["RunFolder", "SeedFolder", "create_run_dir", "locate", "resume_points
 
 def slug(label: str) -> str:
     """A folder name for a variant label: lower case, ``&`` as ``-and-``, anything but letters,
-    digits, ``.`` and ``-`` as ``-`` (``"MSG&TWO"`` -> ``"msg-and-two"``)."""
-    return "".join(c if c.isalnum() or c in ".-" else "-" for c in label.lower().replace("&", "-and-"))
+    digits, ``.`` and ``-`` as ``-``, no leading or trailing ``-`` (``"+MSG&TWO"`` -> ``"msg-and-two"``)."""
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in label.lower().replace("&", "-and-")).strip("-")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -87,35 +87,21 @@ def create_run_dir(accelerator: Accelerator, out_dir: str | os.PathLike, name: s
     return Path(path[0])
 
 
+def _entry(name: str, doc: str) -> property:
+    return property(lambda self: self.path / name, doc=f"``{name}``: {doc}")
+
+
 @dataclass(frozen=True)
 class SeedFolder:
     """One seed's folder ``<run>/seed-<s>/`` and its records."""
 
     path: Path
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
-    def result(self) -> Path:
-        return self.path / "result.json"
-
-    @property
-    def firing_rate(self) -> Path:
-        return self.path / "firing_rate.json"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.path / "tensorboard"
-
-    @property
-    def plots(self) -> Path:
-        return self.path / "plots"
+    metrics = _entry("metrics.csv", "one EpochRecord per row")
+    result = _entry("result.json", "the seed's final record (report.seed_result)")
+    firing_rate = _entry("firing_rate.json", "{layer: firing rate} after training")
+    checkpoints = _entry("checkpoints", "model-e<N>.safetensors + state-e<N>.pt")
+    tensorboard = _entry("tensorboard", "the per-epoch scalars")
+    plots = _entry("plots", "the run's figures")
 
     def write_history(self, history: Sequence[EpochRecord]) -> None:
         """Rewrites ``metrics.csv``, one row per record."""
@@ -161,16 +147,11 @@ class RunFolder:
     """A run folder ``<run>/`` (module docstring)."""
 
     path: Path
-
-    @property
-    def config(self) -> Path:
-        return self.path / "config.json"
-
-    @property
-    def results(self) -> Path:
-        return self.path / "results.json"
+    config = _entry("config.json", "requested and effective configuration, environment, resumes")
+    results = _entry("results.json", "every seed's record, the summary and the table")
 
     def seed(self, seed: int) -> SeedFolder:
+        """The folder of ``seed``."""
         return SeedFolder(self.path / f"seed-{seed}")
 
     def read_results(self) -> dict:
