@@ -105,6 +105,16 @@ def test_a_built_model_with_spikingjelly_neurons_trains_resumes_and_plots(tmp_pa
     assert config["effective"]["model"] == "SpikingConvNet"
 
 
+def _leaky_over_time(leaky: nn.Module, currents: torch.Tensor) -> torch.Tensor:
+    """An snntorch single-step neuron run over ``currents [T, B, F]``: spikes ``[T, B, F]``."""
+    mem = leaky.init_leaky()
+    spikes = []
+    for current in currents:
+        spk, mem = leaky(current, mem)
+        spikes.append(spk)
+    return torch.stack(spikes)
+
+
 class SnnTorchSteps(nn.Module):
     """TinySNN's layers around one snntorch ``Leaky``, called once per timestep."""
 
@@ -119,11 +129,7 @@ class SnnTorchSteps(nn.Module):
         x = x.transpose(0, 1)
         T, B = x.shape[:2]
         h = self.body.fc1(self.body.pool(x.flatten(0, 1)).flatten(1)).view(T, B, -1)
-        mem, spikes = self.leaky.init_leaky(), []
-        for t in range(T):
-            spk, mem = self.leaky(h[t], mem)
-            spikes.append(spk)
-        return self.body.fc2(torch.stack(spikes))
+        return self.body.fc2(_leaky_over_time(self.leaky, h))
 
 
 def test_a_model_with_snntorch_neurons_trains_with_msg_on_their_input(tmp_path):
@@ -143,12 +149,7 @@ def test_firing_rates_of_snntorch_neurons_average_their_calls():
             self.leaky = snntorch.Leaky(beta=0.5, threshold=1.0)
 
         def forward(self, x):  # x [T, B, F]
-            mem = self.leaky.init_leaky()
-            out = []
-            for t in range(x.shape[0]):
-                spk, mem = self.leaky(x[t], mem)
-                out.append(spk)
-            return torch.stack(out)
+            return _leaky_over_time(self.leaky, x)
 
     x = torch.tensor([[[2.0, 0.0]], [[0.0, 0.0]], [[2.0, 2.0]]])  # [T=3, B=1, F=2]
     rates = firing_rates(Steps(), x)
