@@ -261,3 +261,18 @@ def test_sparsegrad_train_imports_without_a_circle():
     assert {"store", "record", "session", "state", "fit"} <= done
     assert "fit" not in graph["state"] and "fit" not in graph["session"]
 
+
+
+# ------------------------------------------------------------------------------ log
+def test_without_tensorboard_the_log_warns_and_still_writes_metrics(tmp_path, monkeypatch):
+    import sys
+
+    from sparsegrad.train.log import EpochLog
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now raises ImportError
+    folder = SeedFolder(tmp_path)
+    with pytest.warns(UserWarning, match="tensorboard is not installed: no TensorBoard logs"):
+        log = EpochLog(folder, 1, 0, "t", enabled=True, tensorboard=True)
+    log.write([_record(1)])
+    log.close()
+    assert folder.read_history() == [_record(1)] and not folder.tensorboard.exists()
