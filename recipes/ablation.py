@@ -33,7 +33,7 @@ from sparsegrad.train.plots import plot_variants
 from sparsegrad.train.report import format_table, write_variant_records
 from sparsegrad.train.runner import make_accelerator
 
-Variant = Literal["none", "TWO", "MSG", "MSG&TWO"]
+Variant = Literal[tuple(ABLATION)]
 
 
 @dataclass

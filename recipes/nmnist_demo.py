@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 import tyro
 
 from sparsegrad.train import RecipeConfig, run_variants
+from sparsegrad.train.paper import ABLATION
 from sparsegrad.train.plots import plot_variants
 from sparsegrad.train.report import format_table, write_variant_records
 from sparsegrad.train.runner import make_accelerator
@@ -39,9 +40,10 @@ CONFIG = RecipeConfig(name="nmnist_demo", dataset="nmnist", model="spiking_convn
                       batch_size=32, seeds=(0,), num_workers=0, frame_cache=False)
 """The demo's defaults; every field is a flag (``--epochs``, ``--batch-size``, ``--p``, ...)."""
 
-Variant = Literal["SG", "+TWO", "+MSG", "+MSG&TWO"]
-VARIANTS: dict[str, dict[str, bool]] = {"SG": {"msg": False, "two": False}, "+TWO": {"msg": False, "two": True},
-                                        "+MSG": {"msg": True, "two": False}, "+MSG&TWO": {"msg": True, "two": True}}
+VARIANTS: dict[str, dict[str, bool]] = {"SG" if name == "none" else f"+{name}": overrides
+                                        for name, overrides in ABLATION.items()}
+"""Table 2's variants under the demo's labels: SG (plain surrogate gradients), +TWO, +MSG, +MSG&TWO."""
+Variant = Literal[tuple(VARIANTS)]
 
 
 @dataclass

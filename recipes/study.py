@@ -37,7 +37,7 @@ from sparsegrad.study import (VARIANTS, Task, ablation_rows, ablation_runs, coll
                               markdown_table, most_moved_by_msg, run_all, sweep_label, sweep_rows, sweep_runs)
 from sparsegrad.study.figures import plot_all
 from sparsegrad.train import RecipeConfig
-from sparsegrad.train.run_dir import write_json
+from sparsegrad.train import write_json
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -21,7 +21,7 @@ from sparsegrad.data import load_splits
 from sparsegrad.train import RecipeConfig, evaluate, run, train_one_epoch
 from sparsegrad.train.build import input_spec
 from sparsegrad.train.config import validate
-from sparsegrad.train.fit import epoch_seed, setup
+from sparsegrad.train.session import epoch_seed, setup
 from sparsegrad.train.runner import make_accelerator
 
 from helpers import load_script, write_image_folder
@@ -142,8 +142,13 @@ def test_msg_and_two_variants_share_initial_weights_and_batches(tmp_path):
 
 # ------------------------------------------------------------------------------ validation
 @pytest.mark.parametrize(("changes", "error", "match"), [
-    ({"model": "resnet18"}, ValueError, r"--model 'resnet18' is not a sparsegrad model.*vggsnn"),
-    ({"p": 1.5}, ValueError, r"--p must be a number in \[0, 1\], got 1.5"),
+    ({"model": "no_such_model"}, ValueError, r"--model 'no_such_model' is not a registered timm model"),
+    ({"model": "resnet18"}, ValueError, r"--model resnet18 on 2 samples of shape \(2, 2, 34, 34\) failed "
+                                        r"\(RuntimeError: .*\); the engine trains per-timestep logits "
+                                        r"\[T, B, K\] = \[2, 2, 10\]"),
+    ({"p": 1.5}, ValueError, r"--p, .*: MaskedGradient: p must be a finite number in \[0, 1\].*got 1.5"),
+    ({"beta": 1.0}, ValueError, r"--beta, .*: TemporalWeightedHead: beta must be a number in \[0, 1\), got 1.0"),
+    ({"surrogate": "relu"}, ValueError, r"--surrogate 'relu' is not known; choose one of .*'atan'"),
     ({"T": 0}, ValueError, r"--T must be an integer >= 1"),
     ({"seeds": (1, 1)}, ValueError, r"--seeds"),
     ({"folds": 1}, ValueError, r"--folds must be an integer >= 2"),

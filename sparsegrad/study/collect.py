@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import statistics
 from collections.abc import Sequence
 
 from sparsegrad.study.plan import Planned
+from sparsegrad.train.store import RunFolder
 
 __all__ = ["collect", "record"]
-
-
-def _steps(row: dict, prefix: str) -> list[float]:
-    keys = sorted((k for k in row if k.startswith(prefix) and k[len(prefix):].isdigit()),
-                  key=lambda k: int(k[len(prefix):]))
-    return [float(row[k]) for k in keys]
 
 
 def record(planned: Planned) -> dict:
@@ -31,22 +24,21 @@ def record(planned: Planned) -> dict:
     Raises:
         FileNotFoundError: the run has not written its results.
     """
-    cfg, seed_dir = planned.config, planned.run_dir / f"seed-{planned.seed}"
-    result = json.loads((planned.run_dir / "results.json").read_text())["runs"][0]
-    with open(seed_dir / "metrics.csv", newline="") as f:
-        history = list(csv.DictReader(f))
-    times = [float(h["train_time_s"]) for h in history]
-    seen = sum(int(h["msg_seen"]) for h in history)
+    cfg, run = planned.config, RunFolder(planned.run_dir)
+    result = run.read_results()["runs"][0]
+    history = run.seed(planned.seed).read_history()
+    times = [h.train_time_s for h in history]
+    seen = sum(h.msg_seen for h in history)
     return {
         "task": planned.task, "variant": planned.variant, "seed": planned.seed, "fold": cfg.fold,
         "p": cfg.p if cfg.msg else 0.0, "msg": cfg.msg, "two": cfg.two,
         "test_acc": 100 * result["test_acc"],
         "acc_per_step": [100 * a for a in result["acc_per_step"]],
-        "factors_by_epoch": [_steps(h, "factor_t") for h in history],
-        "firing_rate": json.loads((seed_dir / "firing_rate.json").read_text()),
+        "factors_by_epoch": [list(h.factors) for h in history],
+        "firing_rate": run.seed(planned.seed).read_firing_rate(),
         "train_time_s": times,
         "median_train_time_s": statistics.median(times),
-        "msg_drop_frac": sum(int(h["msg_dropped"]) for h in history) / seen if seen else 0.0,
+        "msg_drop_frac": sum(h.msg_dropped for h in history) / seen if seen else 0.0,
     }
 
 

@@ -14,6 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
+from sparsegrad.study.plan import VARIANTS
+
 __all__ = ["plot_all"]
 
 
@@ -117,7 +119,7 @@ def plot_epoch_time(records, tasks: dict[str, str], path: Path) -> Path:
     """Training time per epoch of each variant (Fig. 6b): one point per seed (the run's median
     epoch), the bar at the median over seeds, robust to the slow first epoch that fills the
     frame cache and to other load on the machine."""
-    variants = ("none", "MSG", "TWO", "MSG&TWO")
+    variants = tuple(VARIANTS)
     fig, axes = _figure(len(tasks), width=3.8)
     for ax, (task, title) in zip(axes, tasks.items()):
         for i, v in enumerate(variants):

@@ -14,23 +14,20 @@ last checkpoint, so a killed study continues where it stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparsegrad.train import RecipeConfig, run
+from sparsegrad.train import RecipeConfig, RunFolder, run
+from sparsegrad.train.paper import ABLATION
+from sparsegrad.train.store import slug
 
 __all__ = ["VARIANTS", "Planned", "Task", "ablation_runs", "is_finished", "run_all", "sweep_runs", "sweep_label"]
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "none": {"msg": False, "two": False},
-    "TWO": {"msg": False, "two": True},
-    "MSG": {"msg": True, "two": False},
-    "MSG&TWO": {"msg": True, "two": True},
-}
-"""The ablation of the paper's Table 2: plain surrogate gradients, TWO, MSG, both."""
+VARIANTS: dict[str, dict[str, Any]] = ABLATION
+"""The ablation of the paper's Table 2: plain surrogate gradients, TWO, MSG, both
+([ABLATION][sparsegrad.train.paper.ABLATION])."""
 
 
 @dataclass(frozen=True)
@@ -63,14 +60,10 @@ class Planned:
     run_dir: Path
 
 
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c == "." else "-" for c in label.lower().replace("&", "-and-"))
-
-
 def _planned(task: Task, label: str, seed: int, overrides: Mapping[str, Any], out: Path) -> Planned:
     cfg = dataclasses.replace(task.config, **overrides, seeds=(seed,), fold=seed % task.config.folds,
-                              name=f"{task.name}-{_slug(label)}-s{seed}", out_dir=out, resume=None)
-    return Planned(task.name, label, seed, cfg, out / task.name / _slug(label) / f"s{seed}")
+                              name=f"{task.name}-{slug(label)}-s{seed}", out_dir=out, resume=None)
+    return Planned(task.name, label, seed, cfg, out / task.name / slug(label) / f"s{seed}")
 
 
 def ablation_runs(tasks: Sequence[Task], seeds: Sequence[int], out: Path) -> list[Planned]:
@@ -102,11 +95,7 @@ def sweep_runs(task: Task, ps: Sequence[float], seeds: Sequence[int], out: Path)
 
 def is_finished(planned: Planned) -> bool:
     """Whether the run folder holds the complete result of this run."""
-    path = planned.run_dir / "results.json"
-    if not path.is_file():
-        return False
-    runs = json.loads(path.read_text())["runs"]
-    return len(runs) == 1 and runs[0]["complete"] and runs[0]["epochs"] == planned.config.epochs
+    return RunFolder(planned.run_dir).finished(planned.config.epochs)
 
 
 def run_all(plan: Sequence[Planned]) -> None:

@@ -17,19 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-__all__ = ["mean_sd", "paired_comparison"]
+from sparsegrad.train.report import mean_sd
 
-
-def mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (``ddof=1``; ``nan`` for a single value).
-
-    Raises:
-        ValueError: ``values`` is empty.
-    """
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        raise ValueError("mean_sd needs at least one value, got none")
-    return float(x.mean()), float(x.std(ddof=1)) if x.size > 1 else math.nan
+__all__ = ["mean_sd", "paired_comparison"]  # mean_sd: the engine's, so that both report alike
 
 
 def paired_comparison(variant: Sequence[float], baseline: Sequence[float], confidence: float = 0.95) -> dict:

@@ -8,14 +8,19 @@ The same code runs on one CPU process, several GPUs or several nodes (``accelera
   every check on it, done before anything is written.
 - [build][sparsegrad.train.build]: datasets (from [sparsegrad.data][sparsegrad.data]'s registry,
   or any Dataset pair), the timm model, loaders.
-- [fit][sparsegrad.train.fit]: one seed: setup, epochs, checkpoints, records.
+- [session][sparsegrad.train.session]: one seed's set-up; [schedule][sparsegrad.train.schedule]:
+  the cosine decay, re-plannable; [neurons][sparsegrad.train.neurons]: sparsegrad, spikingjelly
+  and snntorch neurons found and reset.
+- [fit][sparsegrad.train.fit]: one seed's epochs, checkpoints and records.
 - [loop][sparsegrad.train.loop] and [evaluate][sparsegrad.train.evaluate]:
   [train_one_epoch][sparsegrad.train.loop.train_one_epoch] and
   [evaluate][sparsegrad.train.evaluate.evaluate], usable on their own.
-- [state][sparsegrad.train.state] and [checkpoint][sparsegrad.train.checkpoint]: what a
+- [store][sparsegrad.train.store]: the run folder's layout, atomic writes, resume points;
+  [record][sparsegrad.train.record]: the typed per-epoch record;
+  [state][sparsegrad.train.state] and [checkpoint][sparsegrad.train.checkpoint]: what a
   checkpoint holds; safetensors weights and a state file, written atomically.
-- [runner][sparsegrad.train.runner]: [run][sparsegrad.train.runner.run] (the run folder,
-  every seed, exact resume) and [run_variants][sparsegrad.train.runner.run_variants].
+- [runner][sparsegrad.train.runner]: [run][sparsegrad.train.runner.run] (every seed, exact
+  resume, any timm model or a built one) and [run_variants][sparsegrad.train.runner.run_variants].
 - [report][sparsegrad.train.report]: one summary and one table; [log][sparsegrad.train.log],
   [plots][sparsegrad.train.plots] (the paper's figures), [probes][sparsegrad.train.probes].
 - [paper][sparsegrad.train.paper]: the paper's recipes with its Table 1 and Table 2 numbers.
@@ -29,8 +34,9 @@ from sparsegrad.train.checkpoint import latest_checkpoint, load_checkpoint, save
 from sparsegrad.train.config import RecipeConfig
 from sparsegrad.train.evaluate import evaluate
 from sparsegrad.train.loop import temporal_head, train_one_epoch
-from sparsegrad.train.run_dir import create_run_dir, write_csv, write_json
+from sparsegrad.train.record import EpochRecord
 from sparsegrad.train.runner import run, run_variants
+from sparsegrad.train.store import RunFolder, SeedFolder, create_run_dir, write_csv, write_json
 
 __all__ = [
     "train_one_epoch",
@@ -40,6 +46,9 @@ __all__ = [
     "write_json",
     "write_csv",
     "RecipeConfig",
+    "EpochRecord",
+    "RunFolder",
+    "SeedFolder",
     "run",
     "run_variants",
     "save_checkpoint",

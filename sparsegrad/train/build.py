@@ -2,14 +2,17 @@
 
 Datasets come from [load_splits][sparsegrad.data.registry.load_splits] (or are given by the
 caller); what the model must fit (input channels, image size, classes) is read from the data;
-the model is ``timm.create_model`` of a sparsegrad model, with ``img_size`` for models whose
-classifier depends on it (timm's ``fixed_input_size``).
+the model is ``timm.create_model`` of any registered name, with ``img_size`` for models whose
+classifier depends on it (timm's ``fixed_input_size``). [check_model][sparsegrad.train.build.check_model]
+runs it once on two test samples before anything is written.
 
 Reference: docs/design.md §4 (models), §5 (data) and §6 (engine).
 """
 
 from __future__ import annotations
 
+import copy
+import inspect
 import random
 from dataclasses import dataclass
 from functools import partial
@@ -20,14 +23,18 @@ import numpy as np
 import timm
 import torch
 from accelerate import Accelerator
-from timm.models import get_pretrained_cfg_value
+from timm.models import get_pretrained_cfg_value, model_entrypoint
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+import sparsegrad.models
 from sparsegrad.data import DATASETS, class_balanced_sampler, load_splits, targets_of
+from sparsegrad.masked import MaskedGradient
 from sparsegrad.train.config import RecipeConfig, per_process_batch
+from sparsegrad.train.neurons import msg_targets, reset_states, stateful_neurons
 
-__all__ = ["InputSpec", "build_datasets", "build_model", "input_spec", "make_loaders", "needs_img_size"]
+__all__ = ["InputSpec", "build_datasets", "build_model", "check_model", "input_spec", "make_loaders",
+           "needs_img_size"]
 
 
 @dataclass(frozen=True)
@@ -111,9 +118,7 @@ def needs_img_size(model: str) -> bool:
         return False
 
 
-def build_model(cfg: RecipeConfig, spec: InputSpec) -> nn.Module:
-    """``timm.create_model(cfg.model, ...)`` for ``spec``: classes, channels, T, surrogate; stem,
-    alpha and BN mode when set; ``img_size`` when the model's classifier depends on it."""
+def _model_kwargs(cfg: RecipeConfig, spec: InputSpec) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"num_classes": spec.num_classes, "in_chans": spec.in_chans, "T": cfg.T,
                               "surrogate": cfg.surrogate}
     for field, unset in (("alpha", None), ("stem", None), ("bn_mode", "merged")):
@@ -122,7 +127,57 @@ def build_model(cfg: RecipeConfig, spec: InputSpec) -> nn.Module:
     if needs_img_size(cfg.model):
         h, w = spec.img_size
         kwargs["img_size"] = h if h == w else (h, w)
-    return timm.create_model(cfg.model, **kwargs)
+    if cfg.model in sparsegrad.models.MODEL_NAMES:
+        return kwargs
+    named = inspect.signature(model_entrypoint(cfg.model)).parameters
+    return {k: v for k, v in kwargs.items() if k in ("num_classes", "in_chans") or k in named}
+
+
+def build_model(cfg: RecipeConfig, spec: InputSpec) -> nn.Module:
+    """``timm.create_model(cfg.model, ...)`` for ``spec``: classes, channels, T, surrogate; stem,
+    alpha and BN mode when set; ``img_size`` when the model's classifier depends on it.
+
+    A model registered outside sparsegrad gets ``num_classes`` and ``in_chans`` (timm's own)
+    and, of the others, only those its entrypoint names as parameters."""
+    return timm.create_model(cfg.model, **_model_kwargs(cfg, spec))
+
+
+def _expected(cfg: RecipeConfig, spec: InputSpec, batch: int) -> str:
+    return f"per-timestep logits [T, B, K] = [{cfg.T}, {batch}, {spec.num_classes}]"
+
+
+def check_model(cfg: RecipeConfig, spec: InputSpec, model: nn.Module, test: Dataset, accelerator: Accelerator) -> None:
+    """Runs a copy of ``model`` once (``eval()``, no gradient) on the first two test samples and
+    refuses what cannot train: an output that is not ``[T, B, K]`` for ``cfg.T`` and ``spec``'s
+    classes, or, with ``cfg.msg``, no spiking activation [MaskedGradient][sparsegrad.masked.MaskedGradient]
+    can attach to.
+
+    Raises:
+        ValueError: the message names the model, the shape it returned and the one expected.
+    """
+    probe = copy.deepcopy(model).to(accelerator.device).eval()
+    x = torch.stack([test[i][0] for i in range(min(2, len(test)))]).to(accelerator.device)
+    stateful = stateful_neurons(probe)
+    reset_states(stateful)
+    where = f"--model {cfg.model} on {x.shape[0]} samples of shape {tuple(x.shape[1:])}"
+    try:
+        with torch.no_grad(), accelerator.autocast():
+            out = probe(x)
+    except (RuntimeError, TypeError, ValueError) as err:  # what a module raises on an input it cannot take
+        raise ValueError(f"{where} failed ({type(err).__name__}: {err}); the engine trains "
+                         f"{_expected(cfg, spec, x.shape[0])}") from err
+    reset_states(stateful)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (cfg.T, x.shape[0], spec.num_classes):
+        raise ValueError(f"{where} returned {shape}; the engine trains {_expected(cfg, spec, x.shape[0])} "
+                         "(time first, one output per class)")
+    if cfg.msg:
+        try:
+            MaskedGradient(p=cfg.p, seed=0).attach(probe, msg_targets(probe)).remove()
+        except ValueError as err:
+            raise ValueError(f"--msg: --model {cfg.model} has no spiking neuron MSG can attach to ({err}); "
+                             "train it with --no-msg, or build it with sparsegrad, spikingjelly or snntorch neurons"
+                             ) from None
 
 
 def _seed_worker(rank: int, worker_id: int) -> None:

@@ -17,14 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import sparsegrad.models
+import timm
+from torch import nn
+
+from sparsegrad import surrogate
 from sparsegrad.data import DATASETS
+from sparsegrad.masked import MaskedGradient
+from sparsegrad.temporal import TemporalWeightedHead
 
 __all__ = ["RecipeConfig", "effective_config", "learning_rate", "per_process_batch", "validate"]
 
-DatasetName = Literal["cifar10", "cifar100", "imagenet", "cifar10dvs", "ncaltech101", "dvsgesture", "nmnist",
-                      "imagefolder"]
-SurrogateName = Literal["atan", "pl", "sigmoid", "rect", "pexp", "fast_sigmoid"]
+# The choices are the registries' keys, so a dataset or surrogate added there is a flag value here.
+DatasetName = Literal[tuple(DATASETS)]
+SurrogateName = Literal[tuple(surrogate.NAMES)]
 _SMOKE_BATCH = 2  # per process
 
 
@@ -52,7 +57,8 @@ class RecipeConfig:
     dataset: DatasetName = "cifar10"
     """Dataset (a key of sparsegrad.data.DATASETS; imagefolder: any --data-root of class folders)."""
     model: str = "spiking_cifarnet"
-    """timm model name, one of sparsegrad.models.MODEL_NAMES."""
+    """Any timm-registered model (sparsegrad.models.MODEL_NAMES, or one you register) returning
+    per-timestep logits [T, B, K]; checked on two test samples before the run starts."""
     data_root: Path | None = None
     """Folder of the dataset (layouts: sparsegrad.data); for nmnist, default the embedded subset."""
     download: bool = False
@@ -192,8 +198,6 @@ def _check_numbers(cfg: RecipeConfig) -> None:
     _need(_is_int(cfg.num_workers) and cfg.num_workers >= 0, "num_workers", cfg.num_workers, "an integer >= 0")
     _need(bool(cfg.seeds) and all(_is_int(s) and s >= 0 for s in cfg.seeds) and len(set(cfg.seeds)) == len(cfg.seeds),
           "seeds", cfg.seeds, "one or more distinct integers >= 0")
-    _need(_is_real(cfg.p) and 0 <= cfg.p <= 1, "p", cfg.p, "a number in [0, 1]")
-    _need(_is_real(cfg.beta) and 0 <= cfg.beta < 1, "beta", cfg.beta, "a number in [0, 1)")
     _need(_is_real(cfg.base_lr) and cfg.base_lr > 0, "base_lr", cfg.base_lr, "a number > 0")
     _need(cfg.lr is None or (_is_real(cfg.lr) and cfg.lr > 0), "lr", cfg.lr, "a number > 0 (or unset)")
     _need(_is_real(cfg.weight_decay) and cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
@@ -207,14 +211,30 @@ def _check_numbers(cfg: RecipeConfig) -> None:
         _need(_is_int(cfg.fold) and 0 <= cfg.fold < cfg.folds, "fold", cfg.fold, f"an integer in [0, {cfg.folds})")
 
 
-def _check_names(cfg: RecipeConfig) -> None:
+def _check_method(cfg: RecipeConfig) -> None:
+    """``p``, ``beta`` and the variants' modes through MSG's and TWO's own validators."""
+    for flags, build in (("--p, --msg-rescale, --msg-granularity",
+                          lambda: MaskedGradient(p=cfg.p, rescale=cfg.msg_rescale, granularity=cfg.msg_granularity,
+                                                 seed=0)),
+                         ("--beta, --two-update", lambda: TemporalWeightedHead(nn.Identity(), cfg.T, beta=cfg.beta,
+                                                                               update_every=cfg.two_update))):
+        try:
+            build()
+        except ValueError as err:
+            raise ValueError(f"{flags}: {err}") from None
+
+
+def _check_names(cfg: RecipeConfig, model: bool) -> None:
     _need(isinstance(cfg.name, str) and cfg.name.strip() != "" and "/" not in cfg.name, "name", cfg.name,
           "a non-empty folder name without '/'")
     if cfg.dataset not in DATASETS:
         raise ValueError(f"--dataset {cfg.dataset!r} is not known; choose one of {tuple(DATASETS)}")
-    if cfg.model not in sparsegrad.models.MODEL_NAMES:
-        raise ValueError(f"--model {cfg.model!r} is not a sparsegrad model; choose one of "
-                         f"{', '.join(sparsegrad.models.MODEL_NAMES)}")
+    if cfg.surrogate not in surrogate.NAMES:
+        raise ValueError(f"--surrogate {cfg.surrogate!r} is not known; choose one of {tuple(surrogate.NAMES)}")
+    if model and not (isinstance(cfg.model, str) and timm.is_model(cfg.model)):
+        raise ValueError(f"--model {cfg.model!r} is not a registered timm model; register yours with "
+                         "@timm.models.register_model (sparsegrad's: sparsegrad.models.MODEL_NAMES), "
+                         "or pass the built module: run(cfg, model=...)")
     if cfg.dataset in ("cifar10", "cifar100") and cfg.img_size not in (None, 32):
         raise ValueError(f"--img-size {cfg.img_size}: CIFAR images are 32x32 (leave --img-size unset)")
 
@@ -250,7 +270,7 @@ def per_process_batch(cfg: RecipeConfig, num_processes: int) -> int:
     return cfg.batch_size // split
 
 
-def validate(cfg: RecipeConfig, num_processes: int = 1, *, data: bool = True) -> RecipeConfig:
+def validate(cfg: RecipeConfig, num_processes: int = 1, *, data: bool = True, model: bool = True) -> RecipeConfig:
     """Checks every field of ``cfg``; returns it unchanged.
 
     Args:
@@ -258,14 +278,18 @@ def validate(cfg: RecipeConfig, num_processes: int = 1, *, data: bool = True) ->
         num_processes: processes the global batch is split over.
         data: also check ``--dataset`` / ``--data-root`` / ``--download`` (``False`` when the
             caller brings its own datasets).
+        model: also check that ``--model`` is a registered timm model (``False`` when the
+            caller brings a built one).
 
     Raises:
-        ValueError: a value out of range, an unknown dataset or model, a batch that does not
-            split over processes; the message names the flag (``--p``, ``--model``).
+        ValueError: a value out of range (``p`` and ``beta`` by MSG's and TWO's own checks), an
+            unknown dataset, surrogate or model, a batch that does not split over processes;
+            the message names the flag (``--p``, ``--model``).
         FileNotFoundError: ``--data-root`` or ``--resume`` does not exist.
     """
     _check_numbers(cfg)
-    _check_names(cfg)
+    _check_method(cfg)
+    _check_names(cfg, model)
     _check_paths(cfg, data)
     per_process_batch(cfg, num_processes)
     return cfg

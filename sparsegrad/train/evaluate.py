@@ -11,6 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sparsegrad.train.loop import temporal_head
+from sparsegrad.train.neurons import reset_states, stateful_neurons
 
 __all__ = ["evaluate"]
 
@@ -54,9 +55,11 @@ def evaluate(
     model.eval()
     start = time.perf_counter()
     preds, step_preds, labels, losses = [], [], [], []
+    stateful = stateful_neurons(head.model)
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True,
                disable=not accelerator.is_main_process)
     for x, y in bar:
+        reset_states(stateful)
         with accelerator.autocast():
             out = model(x)
         per_step = head.last_step_logits.argmax(-1).transpose(0, 1).contiguous()  # [B, T]

@@ -2,57 +2,61 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
+from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from sparsegrad.train.run_dir import write_csv
+from sparsegrad.train.record import EpochRecord
+from sparsegrad.train.store import SeedFolder
 
 __all__ = ["EpochLog"]
 
 
-def _tensorboard(folder: Path, purge_step: int | None):
+def _tensorboard(folder, purge_step: int | None):
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard not installed
+    except ImportError:
+        # warnings shows this once per process (the default filter), not once per seed.
+        warnings.warn("tensorboard is not installed: no TensorBoard logs are written (pip install tensorboard, "
+                      "or --no-tensorboard to silence this); metrics.csv holds the same numbers", stacklevel=3)
         return None
     return SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
 
 class EpochLog:
-    """Writes each epoch's row on the main process (a no-op on the others).
+    """Writes each epoch's record on the main process (a no-op on the others).
 
     Args:
-        seed_dir: the seed's folder (``metrics.csv``, ``tensorboard/``).
+        folder: the seed's folder (``metrics.csv``, ``tensorboard/``).
         epochs: total epochs (progress bar).
         start: epochs already done (a resumed run).
         tag: label of the progress bar and lines.
         enabled: whether this process writes (the main process).
-        tensorboard: also write TensorBoard scalars (if installed).
+        tensorboard: also write TensorBoard scalars (a warning if tensorboard is not installed).
     """
 
-    def __init__(self, seed_dir: Path, epochs: int, start: int, tag: str, *, enabled: bool, tensorboard: bool):
-        self.seed_dir, self.epochs, self.tag, self.enabled = seed_dir, epochs, tag, enabled
+    def __init__(self, folder: SeedFolder, epochs: int, start: int, tag: str, *, enabled: bool, tensorboard: bool):
+        self.folder, self.epochs, self.tag, self.enabled = folder, epochs, tag, enabled
         self.writer = None
         if enabled and tensorboard:
-            self.writer = _tensorboard(seed_dir / "tensorboard", purge_step=start + 1 if start else None)
+            self.writer = _tensorboard(folder.tensorboard, purge_step=start + 1 if start else None)
         self.bar = tqdm(total=epochs, initial=start, desc=tag, dynamic_ncols=True, disable=not enabled)
 
-    def write(self, history: list[dict]) -> None:
-        """Rewrites ``metrics.csv`` with ``history``; logs and prints its last row."""
+    def write(self, history: Sequence[EpochRecord]) -> None:
+        """Rewrites ``metrics.csv`` with ``history``; logs and prints its last record."""
         if not self.enabled:
             return
-        row = history[-1]
-        write_csv(self.seed_dir / "metrics.csv", history)
+        last = history[-1]
+        self.folder.write_history(history)
         if self.writer is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    self.writer.add_scalar(key, value, row["epoch"])
+            for key, value in last.scalars().items():
+                self.writer.add_scalar(key, value, last.epoch)
             self.writer.flush()
         self.bar.update(1)
-        self.bar.write(f"{self.tag} epoch {row['epoch']}/{self.epochs}: train loss {row['train_loss']:.3f} acc "
-                       f"{100 * row['train_acc']:.2f} | test acc {100 * row['test_acc']:.2f} (best "
-                       f"{100 * row['best_test_acc']:.2f}) | lr {row['lr']:.3g} | {row['epoch_time_s']:.1f}s")
+        self.bar.write(f"{self.tag} epoch {last.epoch}/{self.epochs}: train loss {last.train_loss:.3f} acc "
+                       f"{100 * last.train_acc:.2f} | test acc {100 * last.test_acc:.2f} (best "
+                       f"{100 * last.best_test_acc:.2f}) | lr {last.lr:.3g} | {last.epoch_time_s:.1f}s")
 
     def close(self) -> None:
         self.bar.close()

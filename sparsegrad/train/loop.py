@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from sparsegrad.masked import MaskedGradient
 from sparsegrad.temporal import TemporalWeightedHead
 from sparsegrad.train._pause import pause_point
+from sparsegrad.train.neurons import reset_states, stateful_neurons
 
 __all__ = ["train_one_epoch", "temporal_head"]
 
@@ -47,6 +48,7 @@ def train_one_epoch(
     msg: MaskedGradient | None = None,
     two: bool = True,
     desc: str = "train",
+    log_every: int = 20,
 ) -> dict[str, float]:
     """Trains for one pass over ``loader``.
 
@@ -78,6 +80,11 @@ def train_one_epoch(
         msg: the [MaskedGradient][sparsegrad.masked.MaskedGradient] attached to the network, if any.
         two: count per-timestep correctness and update the TWO factors at the epoch's end.
         desc: label of the progress bar (shown on the main process only).
+        log_every: batches between updates of the bar's loss and accuracy, the only points
+            where the loop waits for the device (``.item()``).
+
+    Spikingjelly neurons and snntorch neurons with ``init_hidden`` keep their membrane
+    between calls; they are reset before every batch (as ``functional.reset_net``).
 
     Returns:
         ``{"loss", "acc", "lr", "time_s"}``: mean training loss and accuracy of the
@@ -101,9 +108,11 @@ def train_one_epoch(
     model.train()
     start = time.perf_counter()
     totals = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # loss*n, correct, n
+    stateful = stateful_neurons(head.model)
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True,
                disable=not accelerator.is_main_process)
-    for x, y in bar:
+    for i, (x, y) in enumerate(bar):
+        reset_states(stateful)
         # The prepared (DDP) network, not the head: only it has no_sync, which skips the
         # all-reduce of the micro-batches before the last one of an accumulation.
         with accelerator.accumulate(head.model):
@@ -122,7 +131,9 @@ def train_one_epoch(
             totals += torch.stack([loss.detach().double() * n,
                                    (out.argmax(-1) == y).sum().double(),
                                    torch.tensor(float(n), dtype=torch.float64, device=totals.device)])
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{totals[1].item() / totals[2].item():.3f}")
+        if not bar.disable and (i + 1) % log_every == 0:
+            loss_now, correct, seen = totals.tolist()  # one synchronisation per logging interval
+            bar.set_postfix(loss=f"{loss_now / seen:.3f}", acc=f"{correct / seen:.3f}")
     bar.close()
     if scheduler is not None:
         scheduler.step()

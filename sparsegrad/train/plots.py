@@ -1,10 +1,9 @@
 """The paper's figures from a run's records, drawn with matplotlib's Agg canvas.
 
 Figures are built with ``matplotlib.figure.Figure`` directly (no ``pyplot``), so
-nothing touches the process-wide backend or needs a display. Each function reads the
-per-epoch rows that [run][sparsegrad.train.runner.run] writes to ``metrics.csv`` (keys
-``epoch``, ``train_loss``, ``test_acc``, ``test_acc_t<t>``, ``factor_t<t>``, ...) and writes
-one PNG.
+nothing touches the process-wide backend or needs a display. Each function of one run reads
+its [EpochRecord][sparsegrad.train.record.EpochRecord]s (``SeedFolder.read_history()``) and
+writes one PNG.
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from sparsegrad.train.record import EpochRecord
 
 __all__ = [
     "plot_curves",
@@ -41,67 +42,59 @@ def _epochs_axis(*axes) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
+def _save(fig: Figure, path: str | os.PathLike, title: str = "") -> Path:
+    if title:
+        fig.suptitle(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return path
 
 
-def _steps(row: Mapping, prefix: str) -> list[float]:
-    keys = sorted((k for k in row if k.startswith(prefix) and k[len(prefix):].isdigit()),
-                  key=lambda k: int(k[len(prefix):]))
-    return [float(row[k]) for k in keys]
-
-
-def plot_curves(history: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+def plot_curves(history: Sequence[EpochRecord], path: str | os.PathLike, title: str = "") -> Path:
     """Loss and accuracy per epoch, training and test (paper Fig. 4)."""
-    epochs = [r["epoch"] for r in history]
+    epochs = [r.epoch for r in history]
     fig, (loss, acc) = _figure(2)
-    loss.plot(epochs, [r["train_loss"] for r in history], "o-", ms=3, label="train")
-    loss.plot(epochs, [r["test_loss"] for r in history], "o-", ms=3, label="test")
+    loss.plot(epochs, [r.train_loss for r in history], "o-", ms=3, label="train")
+    loss.plot(epochs, [r.test_loss for r in history], "o-", ms=3, label="test")
     loss.set(xlabel="epoch", ylabel="loss", title="loss (train: label-smoothed)")
-    acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", ms=3, label="train")
-    acc.plot(epochs, [100 * r["test_acc"] for r in history], "o-", ms=3, label="test")
+    acc.plot(epochs, [100 * r.train_acc for r in history], "o-", ms=3, label="train")
+    acc.plot(epochs, [100 * r.test_acc for r in history], "o-", ms=3, label="test")
     acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (loss, acc):
         ax.grid(alpha=0.3)
         ax.legend()
     _epochs_axis(loss, acc)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
-def plot_per_timestep(history: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+def plot_per_timestep(history: Sequence[EpochRecord], path: str | os.PathLike, title: str = "") -> Path:
     """Test accuracy of each timestep's own output: per epoch, and at the last epoch."""
-    epochs = [r["epoch"] for r in history]
-    per_step = [_steps(r, "test_acc_t") for r in history]
+    epochs = [r.epoch for r in history]
+    per_step = [r.test_acc_per_step for r in history]
     T = len(per_step[-1])
     fig, (lines, bars) = _figure(2)
     for t in range(T):
         lines.plot(epochs, [100 * a[t] for a in per_step], label=f"t={t + 1}", lw=1.2)
-    lines.plot(epochs, [100 * r["test_acc"] for r in history], "k--", lw=1.5, label="output")
+    lines.plot(epochs, [100 * r.test_acc for r in history], "k--", lw=1.5, label="output")
     lines.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy of I_L[t] alone")
     lines.legend(fontsize="x-small", ncols=2)
     bars.bar(range(1, T + 1), [100 * a for a in per_step[-1]], color="tab:blue")
-    bars.axhline(100 * history[-1]["test_acc"], color="k", ls="--", label="weighted output")
+    bars.axhline(100 * history[-1].test_acc, color="k", ls="--", label="weighted output")
     bars.set(xlabel="timestep t", ylabel="test accuracy (%)", title=f"epoch {epochs[-1]}",
              xticks=range(1, T + 1))
     bars.legend(fontsize="small")
     for ax in (lines, bars):
         ax.grid(alpha=0.3)
     _epochs_axis(lines)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
-def plot_factors(history: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+def plot_factors(history: Sequence[EpochRecord], path: str | os.PathLike, title: str = "") -> Path:
     """The TWO factors of every timestep over the epochs, from ``1/T`` at epoch 0 (Fig. 3)."""
-    factors = [_steps(r, "factor_t") for r in history]
+    factors = [r.factors for r in history]
     T = len(factors[-1])
-    epochs = [0] + [r["epoch"] for r in history]
+    epochs = [0] + [r.epoch for r in history]
     fig, (ax,) = _figure(1, 6.0)
     for t in range(T):
         ax.plot(epochs, [1 / T] + [f[t] for f in factors], label=f"t={t + 1}")
@@ -109,9 +102,7 @@ def plot_factors(history: Sequence[Mapping], path: str | os.PathLike, title: str
     ax.grid(alpha=0.3)
     _epochs_axis(ax)
     ax.legend(fontsize="x-small", ncols=2)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
 def plot_firing_rate(rates: Mapping[str, float], path: str | os.PathLike, title: str = "") -> Path:
@@ -123,16 +114,14 @@ def plot_firing_rate(rates: Mapping[str, float], path: str | os.PathLike, title:
                   fontsize="x-small")
     ax.set(xlabel="LIF layer", ylabel="firing rate (% of neurons per timestep)", title="firing rate per LIF layer")
     ax.grid(alpha=0.3, axis="y")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
-def plot_epoch_time(history: Sequence[Mapping], path: str | os.PathLike, title: str = "") -> Path:
+def plot_epoch_time(history: Sequence[EpochRecord], path: str | os.PathLike, title: str = "") -> Path:
     """Wall time of every epoch, training and evaluation stacked (Fig. 6b)."""
-    epochs = [r["epoch"] for r in history]
-    train = [r["train_time_s"] for r in history]
-    test = [r["eval_time_s"] for r in history]
+    epochs = [r.epoch for r in history]
+    train = [r.train_time_s for r in history]
+    test = [r.eval_time_s for r in history]
     fig, (ax,) = _figure(1, 6.0)
     ax.bar(epochs, train, label="train")
     ax.bar(epochs, test, bottom=train, label="eval")
@@ -140,12 +129,10 @@ def plot_epoch_time(history: Sequence[Mapping], path: str | os.PathLike, title: 
     ax.grid(alpha=0.3, axis="y")
     _epochs_axis(ax)
     ax.legend()
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, title)
 
 
-def plot_run(folder: str | os.PathLike, history: Sequence[Mapping], firing_rate: Mapping[str, float] | None,
+def plot_run(folder: str | os.PathLike, history: Sequence[EpochRecord], firing_rate: Mapping[str, float] | None,
              title: str = "") -> list[Path]:
     """All of a run's figures into ``folder``; returns their paths."""
     folder = Path(folder)

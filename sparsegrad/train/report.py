@@ -9,42 +9,47 @@ sweep of p) is [format_table][sparsegrad.train.report.format_table] over rows th
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sparsegrad.train.run_dir import write_csv, write_json
+from sparsegrad.train.record import EpochRecord, step_columns
+from sparsegrad.train.store import write_csv, write_json
 
-__all__ = ["format_table", "seed_result", "steps", "summarise", "write_results", "write_variant_records"]
-
-
-def steps(values: Sequence[float], prefix: str) -> dict[str, float]:
-    """``{prefix1: v1, prefix2: v2, ...}``: one column per timestep."""
-    return {f"{prefix}{t + 1}": v for t, v in enumerate(values)}
+__all__ = ["format_table", "mean_sd", "seed_result", "summarise", "write_results", "write_variant_records"]
 
 
-def seed_result(seed: int, epochs: int, T: int, history: list[dict]) -> dict:
-    """One seed's record from its per-epoch rows: final and best accuracy, per-timestep
-    accuracy and factors of the last epoch, time."""
+def seed_result(seed: int, epochs: int, history: Sequence[EpochRecord]) -> dict:
+    """One seed's record from its epochs: final and best accuracy, per-timestep accuracy and
+    factors of the last epoch, time."""
     last = history[-1]
-    best = max(history, key=lambda h: h["test_acc"])
-    return {"seed": seed, "epochs": epochs, "complete": last["epoch"] == epochs,
-            "test_acc": last["test_acc"], "best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
-            "acc_per_step": [last[f"test_acc_t{t + 1}"] for t in range(T)],
-            "factors": [last[f"factor_t{t + 1}"] for t in range(T)],
-            "time_s": sum(h["epoch_time_s"] for h in history),
-            "mean_epoch_time_s": statistics.fmean(h["epoch_time_s"] for h in history)}
+    best = max(history, key=lambda h: h.test_acc)
+    return {"seed": seed, "epochs": epochs, "complete": last.epoch == epochs,
+            "test_acc": last.test_acc, "best_test_acc": best.test_acc, "best_epoch": best.epoch,
+            "acc_per_step": list(last.test_acc_per_step), "factors": list(last.factors),
+            "time_s": sum(h.epoch_time_s for h in history),
+            "mean_epoch_time_s": statistics.fmean(h.epoch_time_s for h in history)}
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``n - 1``; ``nan`` for a single value, where the
+    sample sd is undefined).
+
+    Raises:
+        ValueError: ``values`` is empty.
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_sd needs at least one value, got none")
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
 def summarise(results: Sequence[Mapping]) -> dict:
     """Mean and sd over seeds of the final and best test accuracy; mean per-timestep accuracy,
     factors and time."""
-    acc, acc_sd = _mean_sd([r["test_acc"] for r in results])
-    best, best_sd = _mean_sd([r["best_test_acc"] for r in results])
+    acc, acc_sd = mean_sd([r["test_acc"] for r in results])
+    best, best_sd = mean_sd([r["best_test_acc"] for r in results])
     return {"seeds": [r["seed"] for r in results], "test_acc": acc, "test_acc_sd": acc_sd,
             "best_test_acc": best, "best_test_acc_sd": best_sd,
             "acc_per_step": [statistics.fmean(a) for a in zip(*(r["acc_per_step"] for r in results))],
@@ -54,7 +59,7 @@ def summarise(results: Sequence[Mapping]) -> dict:
 
 def _pct(row: Mapping, key: str) -> str:
     text = f"{100 * row[key]:.2f}"
-    if row.get(f"{key}_sd"):
+    if math.isfinite(row.get(f"{key}_sd", math.nan)):
         text += f" ± {100 * row[f'{key}_sd']:.2f}"
     return text
 
@@ -99,7 +104,8 @@ def write_results(run_dir: Path, name: str, results: list[dict], summary: dict, 
                                           "paper_result": paper})
     write_csv(run_dir / "results.csv", [
         {"seed": r["seed"], "test_acc": r["test_acc"], "best_test_acc": r["best_test_acc"],
-         "best_epoch": r["best_epoch"], **steps(r["acc_per_step"], "acc_t"), **steps(r["factors"], "factor_t"),
+         "best_epoch": r["best_epoch"], **step_columns("acc_t", r["acc_per_step"]),
+         **step_columns("factor_t", r["factors"]),
          "time_s": r["time_s"]} for r in results])
 
 

@@ -1,22 +1,10 @@
 """The runner behind every recipe: validate, build the data, make the run folder, fit each seed.
 
-[run][sparsegrad.train.runner.run] trains one model per seed and returns the run folder:
+[run][sparsegrad.train.runner.run] trains one model per seed and returns the run folder (its
+layout: [store][sparsegrad.train.store]).
 
-    <out-dir>/<name>-<YYYYmmdd-HHMMSS>/
-        config.json                  requested and effective configuration, environment, resumes
-        results.json, results.csv    per seed: final and best test accuracy, per-timestep
-                                     accuracy, TWO factors, firing rates; mean and sd over seeds
-        seed-<s>/
-            metrics.csv              one row per epoch (loss, accuracy, accuracy of every
-                                     timestep, TWO factors, lr, epoch time, MSG statistics)
-            result.json, firing_rate.json
-            checkpoints/             model-e<N>.safetensors + state-e<N>.pt
-            tensorboard/             the same scalars for TensorBoard
-            plots/                   curves, accuracy per timestep, TWO factors (Fig. 3),
-                                     firing rate per LIF layer (Fig. 6a), time per epoch (Fig. 6b)
-
-Everything is checked first (every field, the data, the model's constructor on the meta
-device, the resume point), so a run that fails on bad input leaves no folder. The same code
+Everything is checked first (every field, the data, one forward pass of the model on two test
+samples, the resume point), so a run that fails on bad input leaves no folder. The same code
 runs as one process and under ``accelerate launch`` / ``torchrun``; ``batch_size`` is the
 global batch of one optimizer step. [run_variants][sparsegrad.train.runner.run_variants] runs
 one configuration with sets of field overrides (ablations, sweeps, the demo) in one folder.
@@ -40,15 +28,16 @@ import accelerate
 import timm
 import torch
 from accelerate import Accelerator
+from torch import nn
 from torch.utils.data import Dataset
 
 import sparsegrad
-from sparsegrad.train.build import build_datasets, build_model, input_spec, limit_datasets
+from sparsegrad.train.build import build_datasets, build_model, check_model, input_spec, limit_datasets
 from sparsegrad.train.config import RecipeConfig, effective_config, learning_rate, per_process_batch, validate
-from sparsegrad.train.fit import fit, setup
+from sparsegrad.train.fit import fit
 from sparsegrad.train.report import format_table, summarise, write_results
-from sparsegrad.train.run_dir import create_run_dir, write_json
-from sparsegrad.train.state import resume_points, truncate_after
+from sparsegrad.train.session import setup
+from sparsegrad.train.store import RunFolder, create_run_dir, resume_points, slug, write_json
 
 __all__ = ["make_accelerator", "run", "run_variants"]
 
@@ -84,7 +73,7 @@ def _write_config(accelerator: Accelerator, run_dir: Path, cfg: RecipeConfig, ef
     record = {"config": cfg.jsonable(), "effective": eff.jsonable(), "lr": learning_rate(eff),
               "per_process_batch": per_process_batch(eff, accelerator.num_processes),
               "environment": _environment(accelerator), "resumes": []}
-    path = run_dir / "config.json"
+    path = RunFolder(run_dir).config
     if resumed_from is not None and path.is_file():
         old = json.loads(path.read_text())
         ignore = {"resume", "out_dir", "smoke"}
@@ -100,37 +89,35 @@ def _write_config(accelerator: Accelerator, run_dir: Path, cfg: RecipeConfig, ef
     write_json(path, record)
 
 
-def _finished(seed_dir: Path, epochs: int) -> dict | None:
-    path = seed_dir / "result.json"
-    if not path.is_file():
-        return None
-    result = json.loads(path.read_text())
-    return result if result.get("complete") and result.get("epochs") == epochs else None
-
-
-def _prepare(cfg: RecipeConfig, accelerator: Accelerator, datasets, from_registry: bool):
-    """Every check that can fail on bad input, before anything is written."""
+def _prepare(cfg: RecipeConfig, accelerator: Accelerator, datasets, from_registry: bool, model: nn.Module | None):
+    """Every check that can fail on bad input, before anything is written: the fields, the
+    data, and one forward pass of the model (built, or given) on two test samples."""
     if accelerator.step_scheduler_with_optimizer or accelerator.gradient_accumulation_steps != cfg.grad_accum:
         raise ValueError("run() needs an Accelerator(step_scheduler_with_optimizer=False, "
                          f"gradient_accumulation_steps={cfg.grad_accum}); see make_accelerator")
-    validate(cfg, accelerator.num_processes, data=from_registry)
-    eff = validate(effective_config(cfg, accelerator.num_processes), accelerator.num_processes, data=from_registry)
+    if model is not None and not isinstance(model, nn.Module):
+        raise TypeError(f"run(model=...) takes an nn.Module, got {type(model).__name__}")
+    given = model is not None
+    validate(cfg, accelerator.num_processes, data=from_registry, model=not given)
+    eff = validate(effective_config(cfg, accelerator.num_processes), accelerator.num_processes, data=from_registry,
+                   model=not given)
+    if given:
+        eff = dataclasses.replace(eff, model=type(model).__name__)
     train, test = build_datasets(eff, accelerator) if datasets is None else limit_datasets(eff, *datasets)
     spec = input_spec(eff, train, test, from_registry=from_registry)
-    with torch.device("meta"):
-        build_model(eff, spec)  # the constructor's own checks (sizes, kwargs), without memory
+    check_model(eff, spec, build_model(eff, spec) if not given else model, test, accelerator)
     return eff, train, test, spec
 
 
 def _run_folder(accelerator: Accelerator, eff: RecipeConfig, run_dir: Path | None):
     resume = eff.resume
-    if resume is None and run_dir is not None and (Path(run_dir) / "config.json").is_file():
+    if resume is None and run_dir is not None and RunFolder(Path(run_dir)).config.is_file():
         resume = Path(run_dir)
     if resume is not None:
-        run_dir, points, explicit = resume_points(resume, eff.seeds, eff.epochs)
+        run, points, explicit = resume_points(resume, eff.seeds, eff.epochs)
         if explicit is not None and accelerator.is_main_process:
-            truncate_after(run_dir / f"seed-{explicit}", points[explicit])
-        return Path(run_dir), points, explicit, {str(s): str(p) for s, p in points.items() if p is not None}
+            run.seed(explicit).truncate_after(points[explicit])
+        return run.path, points, explicit, {str(s): str(p) for s, p in points.items() if p is not None}
     if run_dir is None:
         run_dir = create_run_dir(accelerator, eff.out_dir, eff.name + ("-smoke" if eff.smoke else ""))
     elif accelerator.is_main_process:
@@ -149,7 +136,7 @@ def _banner(eff: RecipeConfig, accelerator: Accelerator, train: Dataset, test: D
 
 
 def run(cfg: RecipeConfig, accelerator: Accelerator | None = None, *, run_dir: Path | None = None,
-        train_set: Dataset | None = None, test_set: Dataset | None = None) -> Path:
+        train_set: Dataset | None = None, test_set: Dataset | None = None, model: nn.Module | None = None) -> Path:
     """Trains ``cfg`` once per seed and writes the run folder (module docstring); returns it.
 
     Args:
@@ -164,13 +151,19 @@ def run(cfg: RecipeConfig, accelerator: Accelerator | None = None, *, run_dir: P
             ``cfg.dataset`` (with ``test_set``); ``x`` is ``[C, H, W]`` or ``[T, C, H, W]``.
             Classes are ``cfg.num_classes`` or read from the datasets' ``targets``.
         test_set: the dataset to evaluate on, given with ``train_set``.
+        model: a built network to train instead of ``timm.create_model(cfg.model, ...)``:
+            any module mapping a batch to per-timestep logits ``[T, B, K]`` (its neurons from
+            sparsegrad, spikingjelly or snntorch). Each seed trains a copy of it (the given
+            weights, the seed's batches and MSG masks); ``cfg.model`` is recorded as its class name.
 
     Returns:
         The run folder (the same path on every process).
 
     Raises:
-        ValueError: a bad configuration (the message names the flag), or only one of
-            ``train_set`` / ``test_set``.
+        ValueError: a bad configuration (the message names the flag), only one of
+            ``train_set`` / ``test_set``, a model whose output is not ``[T, B, K]`` or, with
+            ``msg``, one without a spiking neuron MSG can attach to (checked on two test
+            samples; the message names the model and both shapes).
         FileNotFoundError: missing data (the message gives the expected layout) or a
             ``resume`` path that is not a run folder or checkpoint.
 
@@ -184,25 +177,26 @@ def run(cfg: RecipeConfig, accelerator: Accelerator | None = None, *, run_dir: P
         raise ValueError("give both train_set and test_set, or neither")
     accelerator = accelerator or make_accelerator(cfg)
     datasets = None if train_set is None else (train_set, test_set)
-    return _run(cfg, accelerator, run_dir, datasets, from_registry=datasets is None)
+    return _run(cfg, accelerator, run_dir, datasets, from_registry=datasets is None, model=model)
 
 
-def _run(cfg: RecipeConfig, accelerator: Accelerator, run_dir: Path | None, datasets, from_registry: bool) -> Path:
-    eff, train_set, test_set, spec = _prepare(cfg, accelerator, datasets, from_registry)
+def _run(cfg: RecipeConfig, accelerator: Accelerator, run_dir: Path | None, datasets, from_registry: bool,
+         model: nn.Module | None = None) -> Path:
+    eff, train_set, test_set, spec = _prepare(cfg, accelerator, datasets, from_registry, model)
     run_dir, points, explicit, resumed_from = _run_folder(accelerator, eff, run_dir)
     accelerator.wait_for_everyone()
     _write_config(accelerator, run_dir, cfg, eff, resumed_from)
     accelerator.print(_banner(eff, accelerator, train_set, test_set, run_dir))
     results = []
     for seed in eff.seeds:
-        seed_dir = run_dir / f"seed-{seed}"
-        done = _finished(seed_dir, eff.epochs) if seed != explicit else None
+        folder = RunFolder(run_dir).seed(seed)
+        done = folder.finished(eff.epochs) if seed != explicit else None
         if done is not None:
             accelerator.print(f"seed {seed}: finished earlier, kept")
             results.append(done)
             continue
-        session = setup(accelerator, eff, seed, train_set, test_set, spec)
-        results.append(fit(session, seed_dir, points.get(seed), tag=f"{eff.name} seed {seed}"))
+        session = setup(accelerator, eff, seed, train_set, test_set, spec, model)
+        results.append(fit(session, folder, points.get(seed), tag=f"{eff.name} seed {seed}"))
     summary = summarise(results)
     rows = results + ([{"seed": "mean", **summary}] if len(results) > 1 else [])
     table = format_table(rows, "seed") + (f"\npaper: {eff.paper_result} %" if eff.paper_result else "")
@@ -211,10 +205,6 @@ def _run(cfg: RecipeConfig, accelerator: Accelerator, run_dir: Path | None, data
         write_results(run_dir, eff.name, results, summary, table, eff.paper_result)
     accelerator.wait_for_everyone()
     return run_dir
-
-
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "-" for c in label.replace("&", "-")).strip("-").lower()
 
 
 def run_variants(cfg: RecipeConfig, variants: Mapping[str, Mapping[str, Any]], *, kind: str,
@@ -239,7 +229,7 @@ def run_variants(cfg: RecipeConfig, variants: Mapping[str, Mapping[str, Any]], *
         the summary of [summarise][sparsegrad.train.report.summarise].
     """
     accelerator = accelerator or make_accelerator(cfg)
-    configs = {label: dataclasses.replace(cfg, **overrides, resume=None, name=f"{cfg.name}-{_slug(label)}")
+    configs = {label: dataclasses.replace(cfg, **overrides, resume=None, name=f"{cfg.name}-{slug(label)}")
                for label, overrides in variants.items()}
     if not configs:
         raise ValueError("run_variants needs at least one variant")
@@ -247,7 +237,7 @@ def run_variants(cfg: RecipeConfig, variants: Mapping[str, Mapping[str, Any]], *
     for sub in configs.values():
         validate(effective_config(sub, accelerator.num_processes), accelerator.num_processes)
     shared = not any(_DATA_FIELDS & set(o) for o in variants.values())
-    datasets = _prepare(cfg, accelerator, None, True)[1:3] if shared else None
+    datasets = _prepare(cfg, accelerator, None, True, None)[1:3] if shared else None
     if cfg.resume is not None:
         folder = Path(cfg.resume)
         if not (folder / "variants.json").is_file():
@@ -258,8 +248,8 @@ def run_variants(cfg: RecipeConfig, variants: Mapping[str, Mapping[str, Any]], *
     rows = []
     for label, sub in configs.items():
         sub = dataclasses.replace(sub, out_dir=folder)
-        run_dir = _run(sub, accelerator, folder / _slug(label), datasets, from_registry=True)
-        summary = json.loads((run_dir / "results.json").read_text())["summary"]
+        run_dir = _run(sub, accelerator, folder / slug(label), datasets, from_registry=True)
+        summary = RunFolder(run_dir).read_results()["summary"]
         rows.append({"variant": label, "overrides": dict(variants[label]), "run_dir": str(run_dir), **summary})
         if accelerator.is_main_process:
             write_json(folder / "variants.json", {"kind": kind, "name": cfg.name, "rows": rows})
