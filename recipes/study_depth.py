@@ -48,7 +48,7 @@ from sparsegrad.study.depth_figures import plot_curves, plot_probe
 from sparsegrad.study.probe import gradient_probe
 from sparsegrad.train import RecipeConfig
 from sparsegrad.train.build import build_datasets, build_model, input_spec
-from sparsegrad.train.run_dir import write_json
+from sparsegrad.train import write_json
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 QUICK_NETWORKS = ("spiking_plain2", "spiking_plain6")

@@ -16,7 +16,6 @@ Outputs per network: final accuracy per variant with paired 95 % intervals again
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from sparsegrad.study.plan import Planned, Task
 from sparsegrad.study.stats import mean_sd, paired_comparison
+from sparsegrad.train.store import SeedFolder, slug
 
 __all__ = ["NETWORKS", "DEPTH_VARIANTS", "curve", "depth_runs", "depth_rows", "depth_table", "epochs_to_reach"]
 
@@ -50,10 +50,6 @@ BASELINE = "none"
 REACH = 0.9
 
 
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() or c == "." else "-" for c in label.lower())
-
-
 def depth_runs(tasks: Sequence[Task], variants: Mapping[str, Mapping[str, Any]], seeds: Sequence[int],
                out: Path) -> list[Planned]:
     """Every task x seed x variant, seed-major within a task (a partial study stays paired).
@@ -68,15 +64,15 @@ def depth_runs(tasks: Sequence[Task], variants: Mapping[str, Mapping[str, Any]],
         for seed in seeds:
             for label, overrides in variants.items():
                 cfg = dataclasses.replace(task.config, **overrides, seeds=(seed,), fold=seed % task.config.folds,
-                                          name=f"{task.name}-{_slug(label)}-s{seed}", out_dir=out, resume=None)
-                runs.append(Planned(task.name, label, seed, cfg, out / task.name / _slug(label) / f"s{seed}"))
+                                          name=f"{task.name}-{slug(label)}-s{seed}", out_dir=out, resume=None)
+                runs.append(Planned(task.name, label, seed, cfg, out / task.name / slug(label) / f"s{seed}"))
     return runs
 
 
 def curve(planned: Planned) -> list[float]:
     """Test accuracy (%) after each epoch of a finished run, from its ``metrics.csv``."""
-    with open(planned.run_dir / f"seed-{planned.seed}" / "metrics.csv", newline="") as f:
-        return [100 * float(row["test_acc"]) for row in csv.DictReader(f)]
+    history = SeedFolder(planned.run_dir / f"seed-{planned.seed}").read_history()
+    return [100 * record.test_acc for record in history]
 
 
 def epochs_to_reach(mean_curve: Sequence[float], target: float) -> int | None:
