@@ -131,17 +131,32 @@ inline void keep_bits(const Stream& s, uint64_t first, uint64_t keep[2]) {
   keep[1] = bits[2] | bits[3] << 32;
 }
 
-// One whole tile (128 neurons) of mask_span in registers; `live` bit g: group g has SG' != 0.
+// 0xFF in each byte of w that is not zero, 0x00 in the others.
+inline uint64_t nonzero_bytes(uint64_t w) {
+  w |= w >> 4;
+  w |= w >> 2;
+  w |= w >> 1;
+  return (w & 0x0101010101010101ull) * 0xFF;
+}
+
+// One whole tile (128 neurons) of mask_span in registers. nz: bit j set where SG' of neuron j
+// is not 0, as two 64-bit words; a byte of it is one group of 8.
+inline void count_tile(const uint64_t nz[2], const uint64_t keep[2], int64_t& seen, int64_t& dropped) {
+  const uint64_t on0 = nonzero_bytes(nz[0]), on1 = nonzero_bytes(nz[1]);  // lanes of live groups
+  const int64_t live = __builtin_popcountll(on0) + __builtin_popcountll(on1);
+  seen += live;
+  dropped += live - __builtin_popcountll(on0 & keep[0]) - __builtin_popcountll(on1 & keep[1]);
+}
+
 inline void mask_tile(const Stream& s, uint64_t first, float scale, float* x, int64_t& seen,
                       int64_t& dropped) {
   __m512 v[8];
-  uint32_t live = 0;
+  uint64_t nz[2] = {0, 0};
   for (int k = 0; k < 8; ++k) {
     v[k] = _mm512_loadu_ps(x + 16 * k);
-    const uint32_t nz = _mm512_cmp_ps_mask(v[k], _mm512_setzero_ps(), _CMP_NEQ_UQ);
-    live |= (uint32_t((nz & 0xFF) != 0) | uint32_t((nz >> 8) != 0) << 1) << (2 * k);
+    nz[k / 4] |= uint64_t(_mm512_cmp_ps_mask(v[k], _mm512_setzero_ps(), _CMP_NEQ_UQ)) << (16 * (k % 4));
   }
-  if (live == 0) return;
+  if ((nz[0] | nz[1]) == 0) return;
   uint64_t keep[2];
   keep_bits(s, first, keep);
   const __m512 factor = _mm512_set1_ps(scale);
@@ -149,23 +164,18 @@ inline void mask_tile(const Stream& s, uint64_t first, float scale, float* x, in
     const __mmask16 kept = static_cast<__mmask16>(keep[k / 4] >> (16 * (k % 4)));
     _mm512_storeu_ps(x + 16 * k, _mm512_maskz_mul_ps(kept, v[k], factor));
   }
-  // Lanes of live groups, and of those the kept ones: 128 bits as two 64-bit words.
-  uint64_t on[2] = {0, 0};
-  for (int g = 0; g < 16; ++g) on[g / 8] |= uint64_t((live >> g) & 1 ? 0xFF : 0) << (8 * (g % 8));
-  const int64_t live_lanes = __builtin_popcountll(on[0]) + __builtin_popcountll(on[1]);
-  seen += live_lanes;
-  dropped += live_lanes - __builtin_popcountll(on[0] & keep[0]) - __builtin_popcountll(on[1] & keep[1]);
+  count_tile(nz, keep, seen, dropped);
 }
 
 inline void mask_tile(const Stream& s, uint64_t first, double scale, double* x, int64_t& seen,
                       int64_t& dropped) {
   __m512d v[16];
-  uint32_t live = 0;
+  uint64_t nz[2] = {0, 0};
   for (int k = 0; k < 16; ++k) {
     v[k] = _mm512_loadu_pd(x + 8 * k);
-    live |= uint32_t(_mm512_cmp_pd_mask(v[k], _mm512_setzero_pd(), _CMP_NEQ_UQ) != 0) << k;
+    nz[k / 8] |= uint64_t(_mm512_cmp_pd_mask(v[k], _mm512_setzero_pd(), _CMP_NEQ_UQ)) << (8 * (k % 8));
   }
-  if (live == 0) return;
+  if ((nz[0] | nz[1]) == 0) return;
   uint64_t keep[2];
   keep_bits(s, first, keep);
   const __m512d factor = _mm512_set1_pd(scale);
@@ -173,11 +183,7 @@ inline void mask_tile(const Stream& s, uint64_t first, double scale, double* x, 
     const __mmask8 kept = static_cast<__mmask8>(keep[k / 8] >> (8 * (k % 8)));
     _mm512_storeu_pd(x + 8 * k, _mm512_maskz_mul_pd(kept, v[k], factor));
   }
-  uint64_t on[2] = {0, 0};
-  for (int g = 0; g < 16; ++g) on[g / 8] |= uint64_t((live >> g) & 1 ? 0xFF : 0) << (8 * (g % 8));
-  const int64_t live_lanes = __builtin_popcountll(on[0]) + __builtin_popcountll(on[1]);
-  seen += live_lanes;
-  dropped += live_lanes - __builtin_popcountll(on[0] & keep[0]) - __builtin_popcountll(on[1] & keep[1]);
+  count_tile(nz, keep, seen, dropped);
 }
 #endif
 
