@@ -14,6 +14,7 @@ What each simulator needs (docs/interop.md, Deploy):
 - Norse maps no ``nir.AvgPool2d`` (norse/norse#418): its graphs are exported with
   ``pooling="sum"``, the 1/k^2 folded into the next layer.
 - snnTorch's Heaviside returns float32 spikes (``.float()``); a float64 run keeps them float64.
+- Norse gets residual sums wrong (a strict xfail below): the ResNets are checked in snnTorch.
 """
 
 from __future__ import annotations
@@ -201,6 +202,9 @@ SMALL = dict(num_classes=10, stem="cifar", widths=(16, 32, 32, 64))
     ("vggsnn", dict(img_size=34, T=4), "norse", "sum"),
     ("spiking_resnet18", dict(SMALL, T=2), "snntorch", "avg"),
     ("sew_resnet18", dict(SMALL, T=2, bn_mode="per_step"), "snntorch", "avg"),
+    pytest.param("spiking_resnet18", dict(SMALL, T=2), "norse", "sum", marks=pytest.mark.xfail(
+        strict=True, raises=AssertionError, reason="Norse 1.1 runs NIR graphs on nirtorch's deprecated load() "
+        "executor, where a residual edge can carry the previous step's value (norse/norse#418)")),
 ])
 def test_model_families_run_in_simulators(name, kwargs, sim, pooling, nmnist, cifar, tmp_path):
     torch.manual_seed(0)
