@@ -14,9 +14,9 @@ import torch
 from spikingjelly.activation_based import neuron as sj_neuron
 from torch import nn
 
+import sparsegrad.nir as sgnir
 from sparsegrad import LIF, MaskedGradient, TemporalWeightedHead
 from sparsegrad.layers import SeqToANN, TimeAvgPool2d
-import sparsegrad.nir as sgnir
 from sparsegrad.nir import NIRExportError
 
 
@@ -188,8 +188,8 @@ def test_snntorch_graph_imports_matches_snntorch_and_trains_with_msg(sample_data
     graph with ``r = tau / dt``; from_nir runs it as snnTorch does, and MSG trains it."""
     snn = pytest.importorskip("snntorch")
     import nirtorch
-    import snntorch.utils
     from snntorch.export_nir import _extract_snntorch_module
+    from snntorch.utils import reset
 
     from sparsegrad.data import load_splits
 
@@ -208,7 +208,7 @@ def test_snntorch_graph_imports_matches_snntorch_and_trains_with_msg(sample_data
         graph = nirtorch.extract_nir_graph(snn_net, _extract_snntorch_module, frames[0], model_name="snntorch",
                                            ignore_submodules_of=[snn.RLeaky, snn.RSynaptic], ignore_dims=[0])
     assert np.allclose(graph.nodes["1"].r, 5.0) and np.allclose(graph.nodes["1"].tau, 5e-4)
-    snn.utils.reset(snn_net)
+    reset(snn_net)
     with torch.no_grad():
         expected = torch.stack([snn_net(x_t) for x_t in frames])
     net = sgnir.from_nir(graph)

@@ -38,8 +38,8 @@ from sparsegrad.nir.run import load_run, main
 
 snntorch = pytest.importorskip("snntorch")
 norse_torch = pytest.importorskip("norse.torch")
-from snntorch.import_nir import import_from_nir  # noqa: E402
-import snntorch.utils  # noqa: E402  (reset)
+from snntorch.import_nir import import_from_nir
+from snntorch.utils import reset as reset_snntorch
 
 
 # ------------------------------------------------------------------------------ data and models
@@ -57,7 +57,7 @@ def nmnist(sample_data) -> dict[int, torch.Tensor]:
 def cifar(sample_data) -> torch.Tensor:
     """Four CIFAR-10 test images of four classes, normalised, [4, 3, 32, 32]."""
     root = sample_data / "cifar10_small" / "test"
-    paths = [sorted((root / c).glob("*.jpg"))[0] for c in sorted(p.name for p in root.iterdir())[:4]]
+    paths = [min((root / c).glob("*.jpg")) for c in sorted(p.name for p in root.iterdir())[:4]]
     x = torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) / 255 for p in paths]))
     mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.2470, 0.2435, 0.2616])
     return ((x - mean) / std).permute(0, 3, 1, 2).contiguous()
@@ -70,7 +70,7 @@ def demo_run(tmp_path_factory) -> Path:
     from sparsegrad.train import RecipeConfig, run
 
     cfg = RecipeConfig(name="nir", dataset="nmnist", model="spiking_convnet_s", T=10, epochs=1, seeds=(0,),
-                       batch_size=16, train_limit=64, eval_limit=16, num_workers=0, frame_cache=False,
+                       batch_size=16, train_limit=256, eval_limit=16, num_workers=0, frame_cache=False,
                        tensorboard=False, plots=False, out_dir=tmp_path_factory.mktemp("runs"))
     return run(cfg)
 
@@ -143,7 +143,7 @@ def run_simulator(name: str, graph: nir.NIRGraph, x: torch.Tensor) -> tuple[torc
         if isinstance(m, neuron):
             m.register_forward_hook(lambda m, i, o, n=n: count(m, i, o, n))
     if name == "snntorch":
-        snntorch.utils.reset(module)
+        reset_snntorch(module)
     state, outs = None, []
     for x_t in x:
         out, state = module(x_t, state)
@@ -167,7 +167,8 @@ def assert_simulator_matches(name: str, model: nn.Module, x: torch.Tensor, tmp_p
     scale = ref.abs().amax(-1, keepdim=True).clamp_min(1e-12)
     assert ((out - ref).abs() / scale).max().item() <= 1e-4
     assert torch.equal(out.mean(0).argmax(-1), ref.mean(0).argmax(-1))
-    assert sum(c.sum().item() for c in ref_counts.values()) > 0  # the network is not silent
+    silent = [path for path, c in ref_counts.items() if c.sum() == 0]
+    assert not silent, f"layers that never fire on this data check nothing: {silent}"
 
 
 # ------------------------------------------------------------------------------ the tests
@@ -210,4 +211,5 @@ def test_model_families_run_in_simulators(name, kwargs, sim, pooling, nmnist, ci
     torch.manual_seed(0)
     model = perturb_batch_norms(timm.create_model(name, **kwargs))
     x = nmnist[4] if name == "vggsnn" else nn.functional.interpolate(cifar, size=16) if "cifarnet" in name else cifar
+    x = x[:3]
     assert_simulator_matches(sim, model, x, tmp_path, pooling)

@@ -7,6 +7,7 @@ and residual sums as several edges into one node (NIR sums a node's inputs).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import nir
@@ -19,8 +20,7 @@ from ..models.resnet import BasicBlock
 from ..models.sew_resnet import SEWBasicBlock, SEWBottleneck
 from ..neuron import LIF
 from ..temporal import TemporalWeightedHead
-from .mapping import (METADATA_DT, METADATA_INPUT, METADATA_T, METADATA_TWO, NIRExportError, fold_batch_norm,
-                      lif_to_nir)
+from .mapping import METADATA_DT, METADATA_INPUT, METADATA_T, METADATA_TWO, NIRExportError, fold_batch_norm, lif_to_nir
 
 __all__ = ["to_nir", "POOLINGS"]
 
@@ -39,6 +39,10 @@ class Ref:
     names: tuple[str, ...]
     shape: tuple[int, ...]
     scale: float = 1.0
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
 
 
 def _pair(value) -> np.ndarray:
@@ -110,6 +114,8 @@ class _Builder:
 
     def flatten(self, path: str, ref: Ref, start_dim: int = 1, end_dim: int = -1) -> Ref:
         """torch's ``Flatten(start_dim, end_dim)`` counts the batch axis; NIR's does not."""
+        if start_dim == 0:
+            raise NIRExportError(path, nn.Flatten(start_dim, end_dim), "start_dim=0 flattens the batch axis")
         start, end = start_dim - 1 if start_dim > 0 else start_dim, end_dim - 1 if end_dim > 0 else end_dim
         node = nir.Flatten(input_type={"input": np.array(ref.shape)}, start_dim=start, end_dim=end)
         return self.add(path, node, ref, tuple(node.output_type["output"]), ref.scale)
@@ -117,7 +123,7 @@ class _Builder:
     # ------------------------------------------------------------------ containers
 
     def module(self, path: str, m: nn.Module, ref: Ref) -> Ref:
-        join = lambda name: f"{path}.{name}" if path else name  # noqa: E731
+        join = functools.partial(_join, path)
         if isinstance(m, _PASS):
             return ref
         if isinstance(m, LIF) or _is_neuron(m):
@@ -155,7 +161,7 @@ class _Builder:
         i = 0
         while i < len(items):
             name, m = items[i]
-            child = f"{path}.{name}" if path else name
+            child = _join(path, name)
             after = items[i + 1][1] if i + 1 < len(items) else None
             if isinstance(m, (nn.Conv2d, nn.Linear)) and isinstance(after, _NORMS):
                 ref = self.affine(child, m, ref, after)
@@ -167,7 +173,7 @@ class _Builder:
 
     def block(self, path: str, block: nn.Module, ref: Ref) -> Ref:
         """Residual blocks: the shortcut joins as extra edges into the node that sums it."""
-        join = lambda name: f"{path}.{name}"  # noqa: E731
+        join = functools.partial(_join, path)
         shortcut = ref if block.downsample is None else self.module(join("downsample"), block.downsample, ref)
         if shortcut.scale != 1.0:
             raise NIRExportError(path, block, "a sum pool feeds the identity shortcut, so its 1/k^2 cannot be "

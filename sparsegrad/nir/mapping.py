@@ -51,9 +51,9 @@ def lif_to_nir(lif: LIF, shape: tuple[int, ...], dt: float) -> nir.LIF:
     ``tau = lif.tau * dt``, ``r = 1``, ``v_leak = v_reset``; ``detach_reset`` only changes
     gradients and is not exported.
     """
-    full = lambda value: np.full(shape, value, dtype=np.float64)  # noqa: E731
-    return nir.LIF(tau=full(lif.tau * dt), r=full(1.0), v_leak=full(lif.v_reset),
-                   v_threshold=full(lif.v_threshold), v_reset=full(lif.v_reset))
+    tau, r, v_leak, v_threshold, v_reset = (np.full(shape, value, dtype=np.float64) for value in (
+        lif.tau * dt, 1.0, lif.v_reset, lif.v_threshold, lif.v_reset))
+    return nir.LIF(tau=tau, r=r, v_leak=v_leak, v_threshold=v_threshold, v_reset=v_reset)
 
 
 def _uniform(name: str, node: nir.NIRNode, field: str) -> float:

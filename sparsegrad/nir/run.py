@@ -49,8 +49,8 @@ def _checkpoint(seed_dir: Path, which: str) -> Path:
                             "(train with --keep-checkpoints N to keep it)")
 
 
-def load_run(run_dir: str | os.PathLike, seed: int | None = None, which: str = "final"
-             ) -> tuple[nn.Module, torch.Tensor]:
+def load_run(run_dir: str | os.PathLike, seed: int | None = None, which: str = "final",
+             img_size: int | None = None) -> tuple[nn.Module, torch.Tensor]:
     """The trained network of a run folder and an input of the shape it takes.
 
     The one place that reads sparsegrad.train's checkpoints: the network is rebuilt as the
@@ -63,6 +63,8 @@ def load_run(run_dir: str | os.PathLike, seed: int | None = None, which: str = "
         seed: which ``seed-<s>``; default the first.
         which: ``"final"`` (the newest checkpoint, default) or ``"best"`` (the epoch of the
             best test accuracy, if its checkpoint was kept).
+        img_size: the input side the graph is made for. Default: the run's ``img_size``,
+            else its dataset's default side, else the model's ``pretrained_cfg`` input size.
 
     Returns:
         ``(model, sample)``: the network in eval mode and a zero input ``[1, C, H, W]`` or
@@ -82,7 +84,8 @@ def load_run(run_dir: str | os.PathLike, seed: int | None = None, which: str = "
     cfg = RecipeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
     in_chans = int(weights["stem.conv_bn.conv.weight"].shape[1])
     num_classes = int(weights["head.fc.weight"].shape[0])
-    size = cfg.img_size or get_pretrained_cfg_value(cfg.model, "input_size")[-1]
+    size = img_size or cfg.img_size or DATASETS[cfg.dataset].size
+    size = size or get_pretrained_cfg_value(cfg.model, "input_size")[-1]
     hw = (size, size) if isinstance(size, int) else tuple(size)
     net = build_model(cfg, InputSpec(in_chans, hw, num_classes))
     net.load_state_dict(weights)
@@ -105,10 +108,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seed", type=int, default=None, help="the seed-<s> folder (default: the first)")
     parser.add_argument("--checkpoint", choices=CHOICES, default="final", help="final (default) or best epoch")
     parser.add_argument("--out", type=Path, default=None, help="output file (default: RUN_FOLDER/model.nir)")
+    parser.add_argument("--img-size", type=int, default=None, help="input side (default: the run's)")
     parser.add_argument("--dt", type=float, default=1e-4, help="Euler step in seconds (default 1e-4)")
     parser.add_argument("--pooling", choices=("avg", "sum"), default="avg", help="AvgPool2d or SumPool2d nodes")
     args = parser.parse_args(argv)
-    model, sample = load_run(args.run_dir, args.seed, args.checkpoint)
+    model, sample = load_run(args.run_dir, args.seed, args.checkpoint, args.img_size)
     out = args.out or args.run_dir / "model.nir"
     write(out, model, sample, dt=args.dt, pooling=args.pooling)
     print(f"NIR graph written to {out}")
