@@ -24,6 +24,7 @@ batch 32), cosine decay, weight decay 0.01, label smoothing 0.1, p = 0.5, beta =
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -73,6 +74,11 @@ def main(demo: Demo | None = None) -> Path:
     accelerator.print(f"\n{table}\n\nresults in {folder}\nfigures: {folder}/variants.png and, per variant, "
                       f"{folder}/<variant>/seed-<s>/plots/ (curves, acc_per_timestep, two_factors, firing_rate, "
                       "epoch_time .png)")
+    paper = [r["run_dir"] for r in rows if r["variant"] == "+MSG&TWO"]
+    if paper and accelerator.is_main_process and importlib.util.find_spec("nir") is not None:
+        from sparsegrad.nir.run import main as export_nir  # the +MSG&TWO network as a NIR graph
+
+        export_nir([str(paper[0]), "--out", str(folder / "model.nir")])
     return folder
 
 

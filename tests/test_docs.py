@@ -232,7 +232,7 @@ def test_no_file_cites_anything_outside_the_repository():
 def test_examples_are_found():
     ids = [p.id for p in example_ids()]
     assert "README-0" in ids and "sparsegrad-0" in ids
-    assert sum(i.startswith("docs/interop.md") for i in ids) == 3, ids
+    assert sum(i.startswith("docs/interop.md") for i in ids) == 4, ids
 
 
 @pytest.mark.parametrize(("page", "index", "code"), example_ids())
