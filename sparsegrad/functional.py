@@ -109,7 +109,10 @@ def lif_multistep(
             cannot run ``x`` (``"cpp"`` off the CPU or in half precision, ``"triton"`` on a
             CPU).
 
-    The backward is not itself differentiable (``create_graph=True`` raises).
+    The backward is not itself differentiable (``create_graph=True`` raises), and the fused
+    kernels do not run under ``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``): torch
+    raises its "must override the setup_context staticmethod" error. Use
+    ``torch.autograd.grad`` or ``.backward()`` instead.
 
     Example:
         ```python

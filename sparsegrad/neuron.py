@@ -47,6 +47,9 @@ class LIF(nn.Module):
             non-numbers (bools and strings included), a non-bool ``detach_reset``, an
             unknown surrogate or backend (at construction), or an input without a
             ``[T, B]`` prefix.
+        RuntimeError: under ``torch.func`` transforms (``grad``, ``vmap``): the fused
+            backward is an autograd Function without ``setup_context``; use
+            ``torch.autograd.grad`` or ``.backward()``.
 
     Reference: paper Eq. 1-5 and docs/design.md §2.1; spikes equal spikingjelly's
     ``LIFNode(decay_input=True, v_reset=0., step_mode="m")`` at the same parameters.

@@ -501,3 +501,14 @@ def test_double_backward_through_the_kernel_raises_instead_of_a_silent_zero():
     x = torch.randn(4, 3, 5, requires_grad=True)
     with pytest.raises(RuntimeError, match="not differentiable"):
         torch.autograd.grad(LIF()(x).sum(), x, create_graph=True)
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpp"])
+def test_torch_func_transforms_raise_the_documented_error(backend):
+    # The LIF docstring says: torch.func is not supported, use torch.autograd.grad.
+    lif = LIF(backend=backend)
+    x = torch.rand(3, 2, 5)
+    with pytest.raises(RuntimeError, match="setup_context"):
+        torch.func.grad(lambda inp: lif(inp).sum())(x)
+    (grad,) = torch.autograd.grad(lif(x.requires_grad_()).sum(), x)
+    assert grad.shape == x.shape
