@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sparsegrad._masks.sampler import MaskSampler
 from sparsegrad.kernels import cpp
 from sparsegrad.kernels import mask_stream as ms
 
@@ -110,3 +111,19 @@ def test_p_one_keeps_nothing_and_draws_nothing(monkeypatch):
     monkeypatch.setattr(ms, "lanes", lambda *a: pytest.fail("p = 1 drew lanes"))
     keep, seen, dropped = ms.element_keep(5, 0, ms.cut_of(1.0), 0, torch.ones(3, 2, 10))
     assert not keep.any() and int(seen) == int(dropped) == 60
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_materialised_mask_is_the_stream_over_the_flattened_gradient(dtype):
+    """MaskSampler.mask of a contiguous CPU gradient (foreign neurons' spike outputs, module
+    inputs, optimizer mode): the C++ mask_, element i on lane i % 8 of counter i // 8 under a
+    key drawn as for a LIF backward; kept entries rescaled, every element counted."""
+    assert cpp.load() is not None
+    sampler = MaskSampler(0.3, True, "element", 7, None, None)
+    grad = torch.randn(2, 35003, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    key = int(torch.randint(0, 2**63 - 1, (), generator=torch.Generator().manual_seed(7)))
+    out = sampler.mask(grad, grad.shape, inplace=False)
+    keep = keep_by_definition(key, (1, grad.numel()), 0.3).view(grad.shape)
+    expected = torch.where(keep, grad * torch.tensor(1 / 0.7, dtype=dtype), torch.zeros((), dtype=dtype))
+    assert torch.equal(out, expected)
+    assert sampler.stats() == {"seen": grad.numel(), "dropped": int((~keep).sum())}

@@ -7,8 +7,11 @@ installers ask it for masks; they hold no randomness of their own.
 
 Two ways to draw:
 
-- torch kernels, spikingjelly neurons, module inputs and optimizer gradients get a
-  materialised 0/1 mask from torch's generators (``draw_keep``);
+- torch kernels, spikingjelly and snntorch neurons, module inputs and optimizer gradients
+  get a materialised 0/1 mask from torch's generators (``draw_keep``), except where the
+  mask has the gradient's shape and the gradient is a contiguous CPU float32/float64
+  tensor: there the C++ extension multiplies it in place by the mask stream's keep bits
+  (``mask_``, one pass, no mask tensor), the key drawn as for the LIF backends;
 - the LIF backends (``torch``, ``cpp``, ``triton``) get a [KernelMask][sparsegrad._masks.sampler.KernelMask]:
   ``p`` and a Philox4x32-10 (key, offset) pair, the key drawn from the same generators,
   from which each backend regenerates the keep bits of the mask stream in its backward
@@ -24,6 +27,7 @@ from typing import Callable
 import torch
 
 from .._validate import check_bool, check_int, check_real
+from ..kernels import cpp
 from ..kernels.mask_stream import cut_of
 
 __all__ = ["MaskSampler", "KernelMask", "NeuronMaskCache"]
@@ -207,6 +211,8 @@ class MaskSampler:
         if p == 0:
             self.seen += grad.numel()
             return grad
+        if cache is None and shape == grad.shape and self._fused(grad):
+            return self._mask_in_place(grad if inplace else grad.clone(), p)
         if cache is not None and cache.keep is not None:
             keep, dropped = cache.keep, cache.dropped
         else:
@@ -220,6 +226,24 @@ class MaskSampler:
                 cache.keep, cache.dropped = keep, dropped
         self.count(grad.numel(), dropped * (grad.numel() // keep.numel()), grad.device)
         return grad.mul_(keep) if inplace else grad * keep
+
+    @staticmethod
+    def _fused(grad: torch.Tensor) -> bool:
+        """Whether the C++ extension masks ``grad`` in place (CPU, float32/64, contiguous)."""
+        if grad.device.type != "cpu" or grad.dtype not in (torch.float32, torch.float64):
+            return False
+        return grad.is_contiguous() and grad.numel() > 0 and cpp.load() is not None
+
+    def _mask_in_place(self, grad: torch.Tensor, p: float) -> torch.Tensor:
+        """One pass over ``grad`` with the mask stream's keep bits (docs/design.md §8), no
+        mask tensor: element ``i`` reads lane ``i % 8`` of counter ``i // 8`` under a fresh
+        key from the masks' generator, as [kernel_mask][sparsegrad._masks.sampler.MaskSampler.kernel_mask]
+        draws it, so ``seed`` reproduces it and ``state_dict`` resumes it."""
+        mask = self.kernel_mask()
+        key = mask.key - 2**64 if mask.key >= 2**63 else mask.key
+        dropped = cpp.load().mask_(grad, mask.cut, mask.scale, key, 0)
+        self.count(grad.numel(), dropped, grad.device)
+        return grad
 
     def activation_shape(self, shape: torch.Size, shared_dims: int) -> torch.Size:
         """Mask shape for an activation: ``"neuron"`` shares it over ``shared_dims`` leading dims."""

@@ -308,6 +308,27 @@ std::vector<torch::Tensor> backward(torch::Tensor grad, torch::Tensor h, double 
   return {grad_x, torch::tensor({counts.first, counts.second}, torch::kInt64)};
 }
 
+// Multiply grad (any shape, flattened) in place by the mask stream's keep bits: element i
+// reads lane i % 8 of counter offset + i / 8; kept entries times scale. Returns the number
+// dropped (int64), every element counted.
+torch::Tensor mask_(torch::Tensor grad, int64_t cut, double scale, int64_t key, int64_t offset) {
+  check_input(grad, "grad");
+  TORCH_CHECK(grad.is_contiguous(), "lif_cpu: mask_ needs a contiguous grad");
+  TORCH_CHECK(cut >= 0 && cut <= mask_stream::kLevels, "lif_cpu: cut must be in [0, 65536], got ", cut);
+  const mask_stream::Stream stream{static_cast<uint64_t>(key), static_cast<uint64_t>(offset), cut};
+  const int64_t n = grad.numel(), tiles = (n + mask_stream::kTile - 1) / mask_stream::kTile;
+  std::atomic<int64_t> dropped{0};
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "lif_cpu_mask", [&] {
+    scalar_t* x = grad.data_ptr<scalar_t>();
+    at::parallel_for(0, tiles, 512, [&](int64_t first, int64_t last) {
+      const int64_t start = first * mask_stream::kTile, stop = std::min(last * mask_stream::kTile, n);
+      const uint64_t counter = stream.offset + static_cast<uint64_t>(start / mask_stream::kLanes);
+      dropped += mask_stream::mask_all(stream, counter, stop - start, static_cast<scalar_t>(scale), x + start);
+    });
+  });
+  return torch::tensor(dropped.load(), torch::kInt64);
+}
+
 // The stream's 16-bit lanes of counters first .. first + groups - 1, in neuron order (for
 // tests: simd=false forces the scalar path).
 torch::Tensor mask_lanes(int64_t key, int64_t first, int64_t groups, bool simd) {
@@ -323,6 +344,7 @@ torch::Tensor mask_lanes(int64_t key, int64_t first, int64_t groups, bool simd) 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "LIF forward: (spikes, H)");
   m.def("backward", &backward, "LIF BPTT backward: (grad x, mask counts (seen, dropped))");
+  m.def("mask_", &mask_, "multiply a gradient in place by the mask stream's keep bits: dropped");
   m.def("mask_lanes", &mask_lanes, "the mask stream's 16-bit lanes, in neuron order");
   pybind11::dict ids;
   ids["atan"] = int64_t(kAtan);
