@@ -56,7 +56,7 @@ def plot_variants(records, tasks: dict[str, str], variants: Sequence[str], path:
         for accs in by_seed.values():
             ax.plot(range(len(variants)), accs, color="0.75", lw=0.8, zorder=1)
         ax.set_xticks(range(len(variants)), variants)
-        ax.set_title(title)
+        ax.set_title(f"{title}\ntest accuracy per variant (Table 2)")
         ax.set_xlabel("variant (grey lines: the runs of one seed)")
         ax.set_ylabel("test accuracy (%)")
     return _save(fig, path)
@@ -77,17 +77,18 @@ def plot_sweep(rows: Sequence[dict], records, task: str, title: str, seeds: Sequ
                 color=variant_color("MSG"), capsize=5, zorder=3)
     ax.set_xlabel("MSG drop probability p")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{title}: accuracy against p (Fig. 5)")
+    ax.set_title(f"{title}\naccuracy against p (Fig. 5)")
     return _save(fig, path)
 
 
 def plot_factors(records, tasks: dict[str, str], path: Path) -> Path:
-    """TWO factors after each epoch, mean over the seeds of the TWO variant (Fig. 3)."""
+    """TWO factors after each epoch (uniform at epoch 0), mean over the seeds of the TWO variant (Fig. 3)."""
     fig, axes = _figure(len(tasks))
     for ax, (task, title) in zip(axes, tasks.items()):
         runs = np.array([r["factors_by_epoch"] for r in _pick(records, task=task, variant="TWO")])
         mean = runs.mean(0)  # [epochs, T]
-        epochs = np.arange(1, mean.shape[0] + 1)
+        mean = np.vstack([np.full(mean.shape[1], 1 / mean.shape[1]), mean])  # uniform before training
+        epochs = np.arange(mean.shape[0])
         for t in range(mean.shape[1]):
             ax.plot(epochs, mean[:, t], marker=".", label=f"t={t + 1}")
         ax.axhline(1 / mean.shape[1], color="0.5", ls=":", lw=1)
@@ -96,7 +97,7 @@ def plot_factors(records, tasks: dict[str, str], path: Path) -> Path:
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel("epoch")
         ax.set_ylabel("TWO factor (weight of timestep t)")
-        ax.set_title(f"{title}: TWO factors (Fig. 3)")
+        ax.set_title(f"{title}\nTWO factors (Fig. 3)")
         ax.legend(fontsize=7, ncol=2)
     return _save(fig, path)
 
@@ -122,7 +123,7 @@ def plot_firing_rate(records, tasks: dict[str, str], path: Path) -> Path:
         _paired_bars(ax, layers, groups)
         ax.set_xlabel("LIF layer, input to output")
         ax.set_ylabel("firing rate (spikes per neuron per timestep)")
-        ax.set_title(f"{title}: firing rate (Fig. 6a)")
+        ax.set_title(f"{title}\nfiring rate (Fig. 6a)")
     return _save(fig, path)
 
 
@@ -140,7 +141,7 @@ def plot_epoch_time(records, tasks: dict[str, str], path: Path) -> Path:
         ax.set_xticks(range(len(variants)), variants)
         ax.set_xlabel("variant (dots: seeds, bar: median)")
         ax.set_ylabel("training time per epoch (s)")
-        ax.set_title(f"{title}: training time (Fig. 6b)")
+        ax.set_title(f"{title}\ntraining time (Fig. 6b)")
     return _save(fig, path)
 
 
