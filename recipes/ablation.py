@@ -12,7 +12,7 @@ Run (a recipe's name, or ``any`` for any dataset and model, then the flags):
 
 Each variant is a full run of the recipe (every seed) with ``--msg`` / ``--two`` set, in
 ``<out-dir>/ablation-<label>-<time>/<variant>/``, where the label is the recipe's name when the run
-is that paper row (same dataset, network, T, surrogate, stem), else ``<dataset>_<model>``. The table
+is that paper row (its dataset and network), else ``<dataset>_<model>``. The table
 (test accuracy mean ± sd over seeds, best accuracy, accuracy of each timestep, TWO factors, time,
 and Table 2's number when the run is one of its rows) is printed and written beside them as
 ``table.txt``, ``ablation.csv``, ``ablation.json`` and ``ablation.png``. Table 2's rows are
@@ -66,13 +66,14 @@ def main(ablation: Ablation) -> Path:
     for r in rows:
         r["paper"] = paper.get(r["variant"]) if paper else None
     table = format_table(rows, "variant", paper)
-    what = f"{cfg.model} on {cfg.dataset}" + (f" (Table 2 row {row})" if paper else "")
-    accelerator.print(f"\nAblation of MSG and TWO, {what}, {len(rows[0]['seeds'])} seed(s) per variant\n{table}\n\n"
-                      f"ablation folder: {folder}")
+    what = f"{cfg.model} on {cfg.dataset}"
+    head = f"Table 2 for {row} ({what})" if paper else f"Ablation of MSG and TWO, {what}"
+    accelerator.print(f"\n{head}, {len(rows[0]['seeds'])} seed(s) per variant\n{table}\n\nablation folder: {folder}")
     if accelerator.is_main_process:
         write_variant_records(folder, "ablation", cfg.name, rows, table,
                               ("variant", "test_acc", "test_acc_sd", "best_test_acc", "paper", "run_dir"))
-        plot_variants(rows, folder / "ablation.png", title=f"Ablation of MSG and TWO: {what}")
+        plot_variants(rows, folder / "ablation.png",
+                      title=f"Ablation of MSG and TWO: {what}" + (f" (Table 2, {row})" if paper else ""))
     accelerator.wait_for_everyone()
     return folder
 

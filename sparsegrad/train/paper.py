@@ -76,13 +76,14 @@ RECIPES: dict[str, RecipeConfig] = {
 }
 """Every row of Tables 1-2 as a configuration (the defaults of ``recipes/<name>.py``)."""
 
-_ROW_FIELDS = ("dataset", "model", "T", "surrogate", "stem")
+_ROW_FIELDS = ("dataset", "model")
 
 
 def paper_row(cfg: RecipeConfig) -> str | None:
     """The name of the paper's row ``cfg`` runs: ``cfg.name`` when it is a row of
-    [RECIPES][sparsegrad.train.paper.RECIPES] and ``cfg`` keeps its dataset, network, T,
-    surrogate and stem; else ``None`` (a recipe pointed at other data is no paper row)."""
+    [RECIPES][sparsegrad.train.paper.RECIPES] and ``cfg`` keeps its dataset and network (other
+    flags, such as a smaller ``T``, are deviations of that row); else ``None`` (a recipe pointed
+    at other data or another network is no paper row)."""
     row = RECIPES.get(cfg.name)
     if row is None or any(getattr(cfg, f) != getattr(row, f) for f in _ROW_FIELDS):
         return None

@@ -80,9 +80,13 @@ def _figure(ncols: int = 1, width: float = 5.0) -> tuple[Figure, list]:
     return fig, list(axes)
 
 
-def _epochs_axis(*axes) -> None:
+def _epochs_axis(epochs: Sequence[int], *axes) -> None:
+    """Whole epochs on the x axis: each one when few (a single epoch gets one tick, not 0.95-1.05)."""
     for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 12:
+            ax.set_xticks(list(epochs))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _save(fig: Figure, path: str | os.PathLike, title: str = "") -> Path:
@@ -107,7 +111,7 @@ def plot_curves(history: Sequence[EpochRecord], path: str | os.PathLike, title: 
     for ax in (loss, acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    _epochs_axis(loss, acc)
+    _epochs_axis(epochs, loss, acc)
     return _save(fig, path, title)
 
 
@@ -118,8 +122,8 @@ def plot_per_timestep(history: Sequence[EpochRecord], path: str | os.PathLike, t
     T = len(per_step[-1])
     fig, (lines, bars) = _figure(2)
     for t in range(T):
-        lines.plot(epochs, [100 * a[t] for a in per_step], label=f"t={t + 1}", lw=1.2)
-    lines.plot(epochs, [100 * r.test_acc for r in history], "k--", lw=1.5, label="weighted output")
+        lines.plot(epochs, [100 * a[t] for a in per_step], ".-", label=f"t={t + 1}", lw=1.2)
+    lines.plot(epochs, [100 * r.test_acc for r in history], "k.--", lw=1.5, label="weighted output")
     lines.set(xlabel="epoch", ylabel="test accuracy (%)", title="accuracy of each timestep's output alone")
     lines.legend(fontsize="x-small", ncols=2)
     bars.bar(range(1, T + 1), [100 * a for a in per_step[-1]], color="tab:blue")
@@ -129,7 +133,7 @@ def plot_per_timestep(history: Sequence[EpochRecord], path: str | os.PathLike, t
     bars.legend(fontsize="small")
     for ax in (lines, bars):
         ax.grid(alpha=0.3)
-    _epochs_axis(lines)
+    _epochs_axis(epochs, lines)
     return _save(fig, path, title)
 
 
@@ -146,7 +150,7 @@ def plot_factors(history: Sequence[EpochRecord], path: str | os.PathLike, title:
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.axhline(1 / T, color="0.5", ls=":", lw=1, label="uniform, 1/T")
     ax.grid(alpha=0.3)
-    _epochs_axis(ax)
+    _epochs_axis(epochs, ax)
     ax.legend(fontsize="x-small", ncols=2)
     return _save(fig, path, title)
 
@@ -173,7 +177,7 @@ def plot_epoch_time(history: Sequence[EpochRecord], path: str | os.PathLike, tit
     ax.bar(epochs, test, bottom=train, label="eval")
     ax.set(xlabel="epoch", ylabel="wall time (s)", title="time per epoch")
     ax.grid(alpha=0.3, axis="y")
-    _epochs_axis(ax)
+    _epochs_axis(epochs, ax)
     ax.legend()
     return _save(fig, path, title)
 
