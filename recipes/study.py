@@ -33,8 +33,9 @@ from pathlib import Path
 import torch
 import tyro
 
-from sparsegrad.study import (VARIANTS, Task, ablation_rows, ablation_runs, collect, cost_rows, cost_table,
-                              markdown_table, most_moved_by_msg, run_all, sweep_label, sweep_rows, sweep_runs)
+from sparsegrad.study import (VARIANTS, Task, ablation_runs, collect, markdown_table, most_moved_by_msg, run_all,
+                              sweep_label, sweep_rows, sweep_runs)
+from sparsegrad.study.report import study_page
 from sparsegrad.study.figures import plot_all
 from sparsegrad.train import RecipeConfig
 from sparsegrad.train import write_json
@@ -101,13 +102,11 @@ def main(cfg: StudyConfig) -> Path:
 
     titles = {t.name: t.title for t in study}
     labels = {p: ("none" if p == 0 else "MSG" if p == sweep_task.config.p else sweep_label(p)) for p in cfg.sweep_p}
-    tables = {t.name: ablation_rows(records, t.name) for t in study}
+    tables, costs, text = study_page(records, titles)
     sweep_table = sweep_rows(records, sweep_task.name, labels, cfg.sweep_seeds)
     figures = plot_all(records, titles, list(VARIANTS), sweep_table, sweep_task.name, cfg.sweep_seeds,
                        cfg.out_dir / "figures")
-    costs = {t.name: cost_rows(records, t.name) for t in study}
-    text = "\n\n".join([f"### {titles[name]}\n\n{markdown_table(rows)}\n\n{cost_table(costs[name])}"
-                        for name, rows in tables.items()]
+    text = "\n\n".join([text]
                        + [f"### p sweep on {titles[sweep_task.name]}, MSG alone, seeds {list(cfg.sweep_seeds)}"
                           f"\n\n{markdown_table(sweep_table, first='p')}"])
     write_json(cfg.out_dir / "results.json", {**_provenance(cfg), "tasks": titles, "ablation": tables, "cost": costs,

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from sparsegrad.study.plan import VARIANTS
 from sparsegrad.study.stats import mean_sd, paired_comparison
 
-__all__ = ["ablation_rows", "cost_rows", "cost_table", "sweep_rows", "markdown_table", "most_moved_by_msg"]
+__all__ = ["ablation_rows", "cost_rows", "cost_table", "sweep_rows", "markdown_table", "most_moved_by_msg",
+           "study_page"]
 
 BASELINE = "none"
 
@@ -94,3 +95,17 @@ def cost_table(rows: Sequence[dict]) -> str:
     lines += [f"| {r['variant']} | {r['epoch_time_s']:.1f} | {r['firing_rate']:.4f} | {r['msg_drop_frac']:.3f} |"
               for r in rows]
     return "\n".join(lines)
+
+
+def study_page(records: Sequence[dict], titles: dict[str, str]) -> tuple[dict, dict, str]:
+    """Per task of ``titles`` (``{task: title}``): the ablation rows, the cost rows, and both as
+    one Markdown section (``### title``, the two tables).
+
+    Returns:
+        ``(tables, costs, text)``: ``{task: ablation rows}``, ``{task: cost rows}``, the sections.
+    """
+    tables = {task: ablation_rows(records, task) for task in titles}
+    costs = {task: cost_rows(records, task) for task in titles}
+    text = "\n\n".join(f"### {titles[task]}\n\n{markdown_table(tables[task])}\n\n{cost_table(costs[task])}"
+                       for task in titles)
+    return tables, costs, text

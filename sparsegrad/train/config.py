@@ -24,6 +24,7 @@ from sparsegrad import surrogate
 from sparsegrad.data import DATASETS
 from sparsegrad.masked import MaskedGradient
 from sparsegrad.temporal import TemporalWeightedHead
+from sparsegrad.train.defaults import data_defaults
 
 __all__ = ["RecipeConfig", "effective_config", "learning_rate", "per_process_batch", "validate"]
 
@@ -296,7 +297,9 @@ def validate(cfg: RecipeConfig, num_processes: int = 1, *, data: bool = True, mo
 
 
 def effective_config(cfg: RecipeConfig, num_processes: int = 1) -> RecipeConfig:
-    """``cfg`` as it will run: ``smoke`` shrinks it to a few steps (see the field's help)."""
+    """``cfg`` as it will run: the data's defaults ([data_defaults][sparsegrad.train.defaults.data_defaults]),
+    and ``smoke`` shrinks it to a few steps (see the field's help)."""
+    cfg = data_defaults(cfg, num_processes)
     if not cfg.smoke:
         return cfg
     batch = _SMOKE_BATCH * num_processes * cfg.grad_accum

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
-from tqdm.auto import tqdm
 
 from sparsegrad.train.loop import temporal_head
+from sparsegrad.train.log import progress
 from sparsegrad.train.neurons import reset_states, stateful_neurons
 
 __all__ = ["evaluate"]
@@ -56,8 +56,7 @@ def evaluate(
     start = time.perf_counter()
     preds, step_preds, labels, losses = [], [], [], []
     stateful = stateful_neurons(head.model)
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True,
-               disable=not accelerator.is_main_process)
+    bar = progress(loader, desc=desc, leave=False, enabled=accelerator.is_main_process)
     for x, y in bar:
         reset_states(stateful)
         with accelerator.autocast():

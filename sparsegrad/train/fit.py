@@ -15,7 +15,7 @@ import torch
 from sparsegrad.train.evaluate import evaluate
 from sparsegrad.train.log import EpochLog
 from sparsegrad.train.loop import train_one_epoch
-from sparsegrad.train.plots import plot_run
+from sparsegrad.train.plots import plot_run, run_title
 from sparsegrad.train.probes import firing_rates
 from sparsegrad.train.record import EpochRecord
 from sparsegrad.train.report import seed_result
@@ -63,7 +63,8 @@ def _finish(session: Session, folder: SeedFolder, history: list[EpochRecord], ta
         write_json(folder.firing_rate, rates)
         write_json(folder.result, result)
         if cfg.plots:
-            plot_run(folder.plots, history, rates, title=tag)
+            plot_run(folder.plots, history, rates,
+                     title=run_title(cfg.model, cfg.dataset, cfg.msg, cfg.two, cfg.p, s.seed))
     return result
 
 

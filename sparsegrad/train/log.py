@@ -1,16 +1,35 @@
-"""Per-epoch records of one seed: ``metrics.csv``, TensorBoard scalars and a progress line."""
+"""Per-epoch records of one seed: ``metrics.csv``, TensorBoard scalars and a progress line.
+
+Progress bars ([progress][sparsegrad.train.log.progress]) are drawn only on a terminal: written to
+a file or a pipe, tqdm's redraws (``\\r`` and the cursor-up ``ESC[A`` of nested bars) would fill
+the log, so there the bars are off and each epoch is one plain line.
+"""
 
 from __future__ import annotations
 
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from tqdm.auto import tqdm
 
 from sparsegrad.train.record import EpochRecord
 from sparsegrad.train.store import SeedFolder
 
-__all__ = ["EpochLog"]
+__all__ = ["EpochLog", "progress"]
+
+
+def progress(iterable: Iterable | None = None, *, enabled: bool = True, **kwargs) -> tqdm:
+    """A tqdm bar over ``iterable``, drawn only when ``enabled`` and stderr is a terminal.
+
+    Args:
+        iterable: what the bar iterates over (``None``: a manual bar, ``update()``).
+        enabled: whether this process shows bars at all (the main process).
+        **kwargs: tqdm's (``desc``, ``total``, ``leave``).
+    """
+    # tqdm.auto's bar is a notebook widget in Jupyter, where stderr is no terminal either.
+    drawn = sys.stderr.isatty() or any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)
+    return tqdm(iterable, dynamic_ncols=True, disable=not (enabled and drawn), **kwargs)
 
 
 def _tensorboard(folder, purge_step: int | None):
@@ -41,7 +60,7 @@ class EpochLog:
         self.writer = None
         if enabled and tensorboard:
             self.writer = _tensorboard(folder.tensorboard, purge_step=start + 1 if start else None)
-        self.bar = tqdm(total=epochs, initial=start, desc=tag, dynamic_ncols=True, disable=not enabled)
+        self.bar = progress(total=epochs, initial=start, desc=tag, enabled=enabled)
 
     def write(self, history: Sequence[EpochRecord]) -> None:
         """Rewrites ``metrics.csv`` with ``history``; logs and prints its last record."""

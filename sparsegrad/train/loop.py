@@ -9,11 +9,11 @@ import torch
 from accelerate import Accelerator
 from accelerate.scheduler import AcceleratedScheduler
 from torch import nn
-from tqdm.auto import tqdm
 
 from sparsegrad.masked import MaskedGradient
 from sparsegrad.temporal import TemporalWeightedHead
 from sparsegrad.train._pause import pause_point
+from sparsegrad.train.log import progress
 from sparsegrad.train.neurons import reset_states, stateful_neurons
 
 __all__ = ["train_one_epoch", "temporal_head"]
@@ -109,8 +109,7 @@ def train_one_epoch(
     start = time.perf_counter()
     totals = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # loss*n, correct, n
     stateful = stateful_neurons(head.model)
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True,
-               disable=not accelerator.is_main_process)
+    bar = progress(loader, desc=desc, leave=False, enabled=accelerator.is_main_process)
     for i, (x, y) in enumerate(bar):
         reset_states(stateful)
         # The prepared (DDP) network, not the head: only it has no_sync, which skips the

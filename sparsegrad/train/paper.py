@@ -13,9 +13,11 @@ ResNet18 and PLGrad for the VGG-style networks (Table 2).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sparsegrad.train.config import RecipeConfig
 
-__all__ = ["ABLATION", "RECIPES", "TABLE1", "TABLE2", "paper_accuracy"]
+__all__ = ["ABLATION", "RECIPES", "TABLE1", "TABLE2", "paper_accuracy", "paper_row", "run_label"]
 
 TABLE1: dict[str, str] = {
     "cifar10_cifarnet": "95.40 ± 0.12 (w/ AutoAugment); 94.30 ± 0.22 (w/o, --no-autoaugment)",
@@ -73,3 +75,26 @@ RECIPES: dict[str, RecipeConfig] = {
     name: RecipeConfig(name=name, paper_result=paper_accuracy(name), **fields) for name, fields in _ROWS.items()
 }
 """Every row of Tables 1-2 as a configuration (the defaults of ``recipes/<name>.py``)."""
+
+_ROW_FIELDS = ("dataset", "model")
+
+
+def paper_row(cfg: RecipeConfig) -> str | None:
+    """The name of the paper's row ``cfg`` runs: ``cfg.name`` when it is a row of
+    [RECIPES][sparsegrad.train.paper.RECIPES] and ``cfg`` keeps its dataset and network (other
+    flags, such as a smaller ``T``, are deviations of that row); else ``None`` (a recipe pointed
+    at other data or another network is no paper row)."""
+    row = RECIPES.get(cfg.name)
+    if row is None or any(getattr(cfg, f) != getattr(row, f) for f in _ROW_FIELDS):
+        return None
+    return cfg.name
+
+
+def run_label(cfg: RecipeConfig) -> str:
+    """How folders and figures name a run: its paper row, else ``<dataset>_<model>``
+    (with the folder's name for an image folder: ``imagefolder-pets_spiking_resnet18``)."""
+    row = paper_row(cfg)
+    if row is not None:
+        return row
+    data = cfg.dataset + (f"-{Path(cfg.data_root).name}" if cfg.dataset == "imagefolder" and cfg.data_root else "")
+    return f"{data}_{cfg.model}"
