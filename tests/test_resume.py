@@ -148,8 +148,8 @@ def test_resume_alone_reads_the_run_and_flags_override_it(finished):
 
 
 def _train_process(out: Path) -> list[str]:
-    return [sys.executable, "-m", "sparsegrad.train", "--dataset", "nmnist", "--model", "spiking_resnet18",
-            "--img-size", "16", "--T", "2", "--epochs", "2", "--seeds", "0", "--batch-size", "4", "--train-limit", "12",
+    return [sys.executable, "-m", "sparsegrad.train", "--dataset", "nmnist", "--model", "spiking_plain2",
+            "--img-size", "16", "--T", "2", "--epochs", "2", "--seeds", "0", "--batch-size", "4", "--train-limit", "8",
             "--eval-limit", "4", "--num-workers", "0", "--no-frame-cache", "--no-tensorboard", "--no-plots",
             "--name", "stop", "--out-dir", str(out)]
 
@@ -163,11 +163,11 @@ def test_a_stopped_run_says_where_and_resumes_from_its_folder_alone(tmp_path, si
     paused = tmp_path / "paused"
     proc = subprocess.Popen(_train_process(tmp_path / "runs"), cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            env={**env, "SPARSEGRAD_PAUSE_AT": "step:4", "SPARSEGRAD_PAUSED": str(paused)})
+                            env={**env, "SPARSEGRAD_PAUSE_AT": "step:3", "SPARSEGRAD_PAUSED": str(paused)})
     deadline = time.monotonic() + 600
     while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert paused.exists(), f"the run did not reach step 4 (exit code {proc.poll()})"
+    assert paused.exists(), f"the run did not reach step 3 (exit code {proc.poll()})"
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     (run_dir,) = (tmp_path / "runs").glob("stop-*")
@@ -178,7 +178,7 @@ def test_a_stopped_run_says_where_and_resumes_from_its_folder_alone(tmp_path, si
     assert (f"stopped during epoch 2 of seed 0; the last checkpoint is {last} (epoch 1); resume with: {command}"
             in err), err[-3000:]
     resumed = subprocess.run([sys.executable, "-m", "sparsegrad.train", "--resume", str(run_dir)], env=env, cwd=REPO,
-                             capture_output=True, text=True, timeout=600)
+                             capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed from {last}" in resumed.stdout + resumed.stderr
     result = json.loads((run_dir / "results.json").read_text())["runs"][0]

@@ -69,7 +69,8 @@ class RecipeConfig:
     resume: Path | None = None
     """Continue a run folder (each seed from its newest checkpoint, finished seeds kept), or
     restart one seed from a checkpoint file <run>/seed-<s>/checkpoints/state-e<N>.pt (its
-    later checkpoints are deleted)."""
+    later checkpoints are deleted). On the command line the run's own configuration is the
+    starting point; only what cannot change the result may differ (sparsegrad.train.resume.MUTABLE)."""
     smoke: bool = False
     """Check the set-up in seconds on whatever data is given: 1 epoch, 2 optimizer steps and 1
     evaluation batch, 2 samples per process and step, first seed only, no frame cache."""
