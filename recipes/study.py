@@ -95,13 +95,19 @@ def _check_resumable(plan) -> None:
             check_config(RunFolder(planned.run_dir), effective_config(planned.config), f"the run in {planned.run_dir}")
 
 
-def main(cfg: StudyConfig) -> Path:
+def resolve(cfg: StudyConfig) -> StudyConfig:
+    """``cfg`` with its folder (runs/study, runs/study-quick) and, with --quick, its two seeds."""
     if cfg.out_dir is None:
         cfg = dataclasses.replace(cfg, out_dir=Path("runs/study-quick" if cfg.quick else "runs/study"))
     if cfg.quick:
         cfg = dataclasses.replace(cfg, seeds=cfg.seeds[:2], sweep_seeds=cfg.sweep_seeds[:2])
     if not set(cfg.sweep_seeds) <= set(cfg.seeds):
         raise ValueError(f"--sweep-seeds {cfg.sweep_seeds} must be a subset of --seeds {cfg.seeds}")
+    return cfg
+
+
+def main(cfg: StudyConfig) -> Path:
+    cfg = resolve(cfg)
     study = tasks(cfg)
     ablation = ablation_runs(study, cfg.seeds, cfg.out_dir)
     _check_resumable(ablation)

@@ -184,3 +184,25 @@ def test_a_stopped_run_says_where_and_resumes_from_its_folder_alone(tmp_path, si
     result = json.loads((run_dir / "results.json").read_text())["runs"][0]
     assert result["complete"] and result["epochs"] == 2
     assert json.loads((run_dir / "config.json").read_text())["resumes"][0]["changed"] == {}
+
+
+# ------------------------------------------------------------------------------ the study
+def test_the_study_never_mixes_quick_and_full_runs(tmp_path):
+    """Issue 17 item 2: the full study resumed, or kept as finished, the quick one's runs (64
+    training samples) in the same folder. Now each has its own folder, and a folder holding
+    runs of the other kind is refused before anything trains, finished runs included."""
+    from helpers import load_script
+
+    study = load_script(REPO / "recipes" / "study.py")
+    assert study.resolve(study.StudyConfig(quick=True)).out_dir == Path("runs/study-quick")
+    assert study.resolve(study.StudyConfig()).out_dir == Path("runs/study")
+    quick, full = (study.resolve(study.StudyConfig(quick=q, out_dir=tmp_path, nmnist_epochs=1, cifar10_epochs=1))
+                   for q in (True, False))
+    done = study.ablation_runs(study.tasks(quick), quick.seeds, tmp_path)[0]
+    done.run_dir.mkdir(parents=True)
+    write_json(RunFolder(done.run_dir).config, {"config": done.config.jsonable(), "effective": done.config.jsonable()})
+    write_json(RunFolder(done.run_dir).results, {"runs": [{"complete": True, "epochs": 1}]})
+    study._check_resumable(study.ablation_runs(study.tasks(quick), quick.seeds, tmp_path))  # the same kind: fine
+    with pytest.raises(ValueError, match=rf"the run in {done.run_dir}: this run was trained with --train-limit 64, "
+                                         r"--eval-limit 32, not --train-limit None, --eval-limit None"):
+        study._check_resumable(study.ablation_runs(study.tasks(full), full.seeds, tmp_path))
