@@ -147,7 +147,7 @@ def test_msg_and_two_variants_share_initial_weights_and_batches(tmp_path):
                                         r"\(RuntimeError: .*\); the engine trains per-timestep logits "
                                         r"\[T, B, K\] = \[2, 2, 10\]"),
     ({"p": 1.5}, ValueError, r"--p, .*: MaskedGradient: p must be a finite number in \[0, 1\].*got 1.5"),
-    ({"beta": 1.0}, ValueError, r"--beta, .*: TemporalWeightedHead: beta must be a number in \[0, 1\), got 1.0"),
+    ({"beta": 1.0}, ValueError, r"--beta, .*: TemporalWeightedHead: beta must be a finite number in \[0, 1\).*got 1.0"),
     ({"surrogate": "relu"}, ValueError, r"--surrogate 'relu' is not known; choose one of .*'atan'"),
     ({"T": 0}, ValueError, r"--T must be an integer >= 1"),
     ({"seeds": (1, 1)}, ValueError, r"--seeds"),
