@@ -169,7 +169,7 @@ def test_a_stopped_run_says_where_and_resumes_from_its_folder_alone(tmp_path, si
         time.sleep(0.2)
     assert paused.exists(), f"the run did not reach step 3 (exit code {proc.poll()})"
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     (run_dir,) = (tmp_path / "runs").glob("stop-*")
     assert proc.returncode == 128 + signum, err[-3000:]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err

@@ -20,9 +20,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import random
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
