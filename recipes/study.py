@@ -37,8 +37,9 @@ from sparsegrad.study import (VARIANTS, Task, ablation_runs, collect, markdown_t
                               sweep_label, sweep_rows, sweep_runs)
 from sparsegrad.study.report import study_page
 from sparsegrad.study.figures import plot_all
-from sparsegrad.train import RecipeConfig
-from sparsegrad.train import write_json
+from sparsegrad.train import RecipeConfig, RunFolder, write_json
+from sparsegrad.train.config import effective_config
+from sparsegrad.train.resume import check_config
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -47,8 +48,9 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 class StudyConfig:
     """Settings of the study (the defaults are the published run)."""
 
-    out_dir: Path = Path("runs/study")
-    """Folder of the study; running again with the same folder resumes it."""
+    out_dir: Path | None = None
+    """Folder of the study; running again with the same folder resumes it. None: runs/study, or
+    runs/study-quick with --quick (a study never resumes runs of the other kind)."""
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     """Seeds of the ablation (seed s tests on fold s % 5)."""
     sweep_seeds: tuple[int, ...] = (0, 1, 2)
@@ -86,17 +88,35 @@ def _provenance(cfg: StudyConfig) -> dict:
             "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
 
 
-def main(cfg: StudyConfig) -> Path:
+def _check_resumable(plan) -> None:
+    """Refuses, before anything trains, a folder holding runs of another configuration (a
+    --quick study's, say), even those finished, which run_all would keep without a look."""
+    for planned in plan:
+        if RunFolder(planned.run_dir).config.is_file():
+            check_config(RunFolder(planned.run_dir), effective_config(planned.config), f"the run in {planned.run_dir}")
+
+
+def resolve(cfg: StudyConfig) -> StudyConfig:
+    """``cfg`` with its folder (runs/study, runs/study-quick) and, with --quick, its two seeds."""
+    if cfg.out_dir is None:
+        cfg = dataclasses.replace(cfg, out_dir=Path("runs/study-quick" if cfg.quick else "runs/study"))
     if cfg.quick:
         cfg = dataclasses.replace(cfg, seeds=cfg.seeds[:2], sweep_seeds=cfg.sweep_seeds[:2])
     if not set(cfg.sweep_seeds) <= set(cfg.seeds):
         raise ValueError(f"--sweep-seeds {cfg.sweep_seeds} must be a subset of --seeds {cfg.seeds}")
+    return cfg
+
+
+def main(cfg: StudyConfig) -> Path:
+    cfg = resolve(cfg)
     study = tasks(cfg)
     ablation = ablation_runs(study, cfg.seeds, cfg.out_dir)
+    _check_resumable(ablation)
     run_all(ablation)
     records = collect(ablation)
     sweep_task = next(t for t in study if t.name == most_moved_by_msg(records, [t.name for t in study]))
     sweep = sweep_runs(sweep_task, cfg.sweep_p, cfg.sweep_seeds, cfg.out_dir)
+    _check_resumable(sweep)
     run_all(sweep)
     records = collect(ablation + sweep)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -105,6 +106,49 @@ def test_create_run_dir_never_reuses_a_folder(tmp_path):
     assert first != second and first.is_dir() and second.is_dir() and second.name.startswith(first.name)
 
 
+def test_a_folder_taken_between_the_look_and_the_mkdir_is_skipped(tmp_path, monkeypatch):
+    """Issue 17 item 10: another process creates the folder just before this one does (the
+    race of two runs started in the same second); the run takes the next name."""
+    accelerator = Accelerator(cpu=True)
+    monkeypatch.setattr("time.strftime", lambda fmt: "20260101-000000")
+    mkdir = Path.mkdir
+    raced = []
+
+    def racing_mkdir(self, *args, **kwargs):
+        if self.name == "x-20260101-000000" and not raced:
+            raced.append(self)
+            mkdir(self)  # the other process wins
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", racing_mkdir)
+    assert create_run_dir(accelerator, tmp_path, "x") == tmp_path / "x-20260101-000000-1" and raced
+
+
+def _create_in_a_process(out: str, start, results) -> None:
+    import time
+
+    time.strftime = lambda fmt: "20260101-000000"
+    start.wait()
+    results.put(str(create_run_dir(Accelerator(cpu=True), out, "x")))
+
+
+def test_runs_created_in_the_same_second_by_many_processes_never_collide(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    start, results = context.Barrier(6), context.Queue()
+    procs = [context.Process(target=_create_in_a_process, args=(str(tmp_path / "runs"), start, results))
+             for _ in range(6)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    assert [proc.exitcode for proc in procs] == [0] * 6
+    made = sorted(results.get(timeout=10) for _ in procs)
+    assert len(set(made)) == 6 and sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(
+        Path(m).name for m in made)
+
+
 def _run_with_checkpoints(root: Path, epochs: tuple[int, ...], seed: int = 0) -> RunFolder:
     run = RunFolder(root)
     root.mkdir(parents=True)
@@ -186,6 +230,28 @@ def test_a_checkpoint_without_its_state_file_does_not_exist(tmp_path):
     (tmp_path / "model-e0002.safetensors").write_bytes(b"weights of a checkpoint whose state never landed")
     (tmp_path / ".state-e0002.pt.tmp").write_bytes(b"half")
     assert ckpt.latest_checkpoint(tmp_path).name == "state-e0001.pt"
+
+
+@pytest.mark.parametrize(("writer", "error", "says"), [
+    ("save_file", OSError(errno.ENOSPC, "No space left on device"), r"No space left on device"),
+    ("torch.save", RuntimeError("basic_ios::clear: iostream error"),
+     r"RuntimeError: basic_ios::clear: iostream error \(\d+ MiB free on that disk; a full disk fails this way\)"),
+], ids=["enospc-weights", "torch-iostream-state"])
+def test_a_failed_checkpoint_write_says_why_where_and_the_last_good_one(tmp_path, monkeypatch, writer, error, says):
+    ckpt.save_checkpoint(tmp_path, 1, {"w": torch.ones(3)}, {"epoch": 1})
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(ckpt.torch if writer == "torch.save" else ckpt, writer.split(".")[-1], fail)
+    with pytest.raises(ckpt.CheckpointWriteError,
+                       match=rf"checkpoint of epoch 2 to {tmp_path}: {says}; the last good checkpoint is "
+                             rf"{tmp_path / 'state-e0001.pt'}") as caught:
+        ckpt.save_checkpoint(tmp_path, 2, {"w": torch.ones(3) * 2}, {"epoch": 2})
+    assert isinstance(caught.value, OSError) and caught.value.errno == getattr(error, "errno", None)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model-e0001.safetensors", "state-e0001.pt"]
+    assert ckpt.load_checkpoint(tmp_path)[1] == {"epoch": 1}
 
 
 # ------------------------------------------------------------------------------ schedule

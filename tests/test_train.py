@@ -147,7 +147,7 @@ def test_msg_and_two_variants_share_initial_weights_and_batches(tmp_path):
                                         r"\(RuntimeError: .*\); the engine trains per-timestep logits "
                                         r"\[T, B, K\] = \[2, 2, 10\]"),
     ({"p": 1.5}, ValueError, r"--p, .*: MaskedGradient: p must be a finite number in \[0, 1\].*got 1.5"),
-    ({"beta": 1.0}, ValueError, r"--beta, .*: TemporalWeightedHead: beta must be a number in \[0, 1\), got 1.0"),
+    ({"beta": 1.0}, ValueError, r"--beta, .*: TemporalWeightedHead: beta must be a finite number in \[0, 1\).*got 1.0"),
     ({"surrogate": "relu"}, ValueError, r"--surrogate 'relu' is not known; choose one of .*'atan'"),
     ({"T": 0}, ValueError, r"--T must be an integer >= 1"),
     ({"seeds": (1, 1)}, ValueError, r"--seeds"),
@@ -434,3 +434,46 @@ def test_kill_9_and_resume_equals_an_uninterrupted_run(tmp_path, straight, pause
     _assert_same(w1, w2, "weights")
     _assert_same(s1, s2)
     assert s2["ranks"][0]["msg"]["stats"]["dropped"] > 0 and len(set(s2["ranks"][0]["factors"])) > 1
+
+
+# ------------------------------------------------------------------------------ small ones (issues 17, 18)
+def test_paths_given_as_str_are_paths():
+    cfg = RecipeConfig(out_dir="runs", data_root="~/data", cache_dir="cache", resume="runs/r")
+    assert (cfg.out_dir, cfg.data_root, cfg.cache_dir, cfg.resume) == (
+        Path("runs"), Path("~/data"), Path("cache"), Path("runs/r"))
+    assert cfg.out_dir / "frame_cache" == Path("runs/frame_cache")  # a str raised TypeError here
+
+
+def test_a_single_split_folder_too_small_for_the_default_split_says_so(tmp_path):
+    root = write_image_folder(tmp_path / "pngs", {"a": 12, "b": 3})
+    cfg = RecipeConfig(dataset="imagefolder", data_root=root, model="spiking_resnet18", T=2, smoke=True,
+                       out_dir=tmp_path / "runs", tensorboard=False, plots=False)
+    with pytest.raises(ValueError, match=r"is a single split .*cut by the default --folds 10 --fold 9 .*needs at least "
+                                         r"10 samples per class; class\(es\) \{1: 3\}.*Pass --folds K --fold k"):
+        run(cfg)
+    with pytest.raises(ValueError, match=r"^--folds 4 needs at least 4 samples"):  # the user's own --folds
+        run(dataclasses.replace(cfg, folds=4))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_check_data_lists_every_unreadable_file_before_training(tmp_path):
+    root = write_image_folder(tmp_path / "pngs", {"a": 10, "b": 10})
+    for name in ("a/3.png", "b/7.png"):
+        data = (root / name).read_bytes()
+        (root / name).write_bytes(data[: len(data) // 2])
+    cfg = RecipeConfig(dataset="imagefolder", data_root=root, model="spiking_resnet18", T=2, smoke=True, folds=2,
+                       out_dir=tmp_path / "runs", tensorboard=False, plots=False, check_data=True)
+    with pytest.raises(ValueError, match=r"--check-data: 2 file\(s\) cannot be read") as caught:
+        run(cfg)
+    assert str(root / "a" / "3.png") in str(caught.value) and str(root / "b" / "7.png") in str(caught.value)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_names_the_module_and_says_each_default_once():
+    proc = subprocess.run([sys.executable, "-m", "sparsegrad.train", "--help"], capture_output=True, text=True,
+                          timeout=300, cwd=REPO, env={**__import__("os").environ, "COLUMNS": "400"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("usage: python -m sparsegrad.train [-h]")
+    entries = [line for line in proc.stdout.splitlines() if line.lstrip("│ ").startswith("--")]
+    assert len(entries) > 40 and "--check-data" in proc.stdout
+    assert [e for e in entries if e.lower().count("default") > 1] == []

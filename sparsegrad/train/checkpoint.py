@@ -17,10 +17,12 @@ State files hold only tensors, numbers, strings, lists and dicts, so they load w
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from sparsegrad.train._pause import pause_point
 
 __all__ = [
+    "CheckpointWriteError",
     "DamagedCheckpointError",
     "checkpoint_epoch",
     "fingerprint",
@@ -49,6 +52,12 @@ _STATE = re.compile(r"^state-e(\d+)\.pt$")
 
 class DamagedCheckpointError(RuntimeError):
     """A checkpoint file that exists but cannot be read (truncated or corrupt)."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (disk full, permissions, an I/O error); the
+    message says why, where, and which checkpoint is the last good one. ``errno`` is the
+    underlying error's, when it had one."""
 
 
 def weights_path(state_path: str | os.PathLike) -> Path:
@@ -116,6 +125,8 @@ def save_checkpoint(
 
     Raises:
         ValueError: ``keep < 1``.
+        CheckpointWriteError: a write failed (e.g. the disk is full); the earlier checkpoints
+            are left whole, no temporary file is left, and the message names the last good one.
     """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
@@ -124,17 +135,41 @@ def save_checkpoint(
     state_path = folder / f"state-e{epoch:04d}.pt"
     model_path = weights_path(state_path)
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
+    last_good = latest_checkpoint(folder)
     tmp = folder / f".{model_path.name}.tmp"
-    save_file(tensors, str(tmp), metadata={"format": "pt", "epoch": str(epoch), **(metadata or {})})
-    _replace_atomically(tmp, model_path)
-    tmp = folder / f".{state_path.name}.tmp"
-    torch.save(dict(state), tmp)
-    pause_point("save")
-    _replace_atomically(tmp, state_path)
+    try:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "epoch": str(epoch), **(metadata or {})})
+        _replace_atomically(tmp, model_path)
+        tmp = folder / f".{state_path.name}.tmp"
+        torch.save(dict(state), tmp)
+        pause_point("save")
+        _replace_atomically(tmp, state_path)
+    except (OSError, RuntimeError) as err:  # torch's writer raises RuntimeError("... iostream error")
+        tmp.unlink(missing_ok=True)
+        if last_good is None or checkpoint_epoch(last_good) != epoch:
+            model_path.unlink(missing_ok=True)  # weights without their state file are no checkpoint
+        raise _write_failed(state_path, err, last_good) from err
     for old in list_checkpoints(folder)[:-keep]:
         weights_path(old).unlink(missing_ok=True)
         old.unlink(missing_ok=True)
     return state_path
+
+
+def _write_failed(state_path: Path, err: Exception, last_good: Path | None) -> CheckpointWriteError:
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC:
+        why = "No space left on device"
+    else:
+        why = f"{type(err).__name__}: {err}"
+        if code is None:  # torch's C++ writer says only "iostream error": name the likely cause
+            free = shutil.disk_usage(state_path.parent).free
+            why += f" ({free / 2**20:.0f} MiB free on that disk; a full disk fails this way)"
+    last = (f"the last good checkpoint is {last_good}" if last_good is not None
+            else "no earlier checkpoint of this seed exists")
+    failed = CheckpointWriteError(f"could not write the checkpoint of epoch {checkpoint_epoch(state_path)} to "
+                                  f"{state_path.parent}: {why}; {last}; free space and resume the run with --resume")
+    failed.errno = code
+    return failed
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

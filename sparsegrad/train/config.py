@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -61,7 +62,7 @@ class RecipeConfig:
     """Any timm-registered model (sparsegrad.models.MODEL_NAMES, or one you register) returning
     per-timestep logits [T, B, K]; checked on two test samples before the run starts."""
     data_root: Path | None = None
-    """Folder of the dataset (layouts: sparsegrad.data); for nmnist, default the embedded subset."""
+    """Folder of the dataset (layouts: sparsegrad.data); None: nmnist's embedded subset."""
     download: bool = False
     """Let torchvision / tonic download a missing dataset into --data-root (never ImageNet)."""
     out_dir: Path = Path("runs")
@@ -69,7 +70,8 @@ class RecipeConfig:
     resume: Path | None = None
     """Continue a run folder (each seed from its newest checkpoint, finished seeds kept), or
     restart one seed from a checkpoint file <run>/seed-<s>/checkpoints/state-e<N>.pt (its
-    later checkpoints are deleted)."""
+    later checkpoints are deleted). On the command line the run's own configuration is the
+    starting point; only what cannot change the result may differ (sparsegrad.train.resume.MUTABLE)."""
     smoke: bool = False
     """Check the set-up in seconds on whatever data is given: 1 epoch, 2 optimizer steps and 1
     evaluation batch, 2 samples per process and step, first seed only, no frame cache."""
@@ -120,24 +122,24 @@ class RecipeConfig:
     surrogate: SurrogateName = "pl"
     """Surrogate gradient (paper Table 2: atan for ResNet18, pl for VGGSNN)."""
     alpha: float | None = None
-    """Surrogate sharpness (default: the surrogate's, 2.0 for atan and pl)."""
+    """Surrogate sharpness; None: the surrogate's own, 2.0 for atan and pl."""
     stem: Literal["imagenet", "cifar"] | None = None
-    """ResNet stem (default: the model's); 'cifar' is a 3x3 stride-1 conv without pooling."""
+    """ResNet stem; None: the model's own. 'cifar' is a 3x3 stride-1 conv without pooling."""
     bn_mode: Literal["merged", "per_step"] = "merged"
     """Batch norm over time and batch ('merged') or per timestep."""
     num_classes: int | None = None
-    """Classifier outputs (default: the dataset's classes)."""
+    """Classifier outputs; None: the dataset's classes."""
 
     # ------------------------------------------------------------------ data
     img_size: int | None = None
-    """Event frame side (default 48 for cifar10dvs / ncaltech101, the sensor's otherwise),
-    ImageNet crop (default 224; smaller only for cheap smoke runs) or the side imagefolder
-    images are resized to (default: the first image's size)."""
+    """Event frame side, ImageNet crop (smaller than 224 only for cheap smoke runs) or the side
+    imagefolder images are resized to. None: 48 for cifar10dvs / ncaltech101, the sensor's for
+    other event data, 224 for ImageNet, the first image's size for imagefolder."""
     autoaugment: bool = True
     """Static data: AutoAugment and Cutout on (Table 1 'w/ AutoAugment') or both off."""
     augment: bool | None = None
-    """Event data: crop / flip / rotation (default: on for cifar10dvs and ncaltech101, docs/design.md §5);
-    imagefolder: crop / flip (default off)."""
+    """Event data: crop / flip / rotation; imagefolder: crop / flip. None: on for cifar10dvs and
+    ncaltech101 (docs/design.md §5), off otherwise."""
     balanced_sampler: bool = False
     """Draw training samples class-balanced (N-Caltech101)."""
     train_limit: int | None = None
@@ -154,18 +156,28 @@ class RecipeConfig:
     """DataLoader workers per process."""
     frame_cache: bool = True
     """Cache event frames on disk."""
+    check_data: bool = False
+    """Read every file of the data once before training and list each unreadable one (the run
+    stops if any is)."""
     cache_dir: Path | None = None
-    """Frame cache folder (default: <out-dir>/frame_cache)."""
+    """Frame cache folder; None: <out-dir>/frame_cache."""
 
     # ------------------------------------------------------------------ engine and outputs
     mixed_precision: Literal["no", "fp16", "bf16"] | None = None
-    """Autocast precision (default: as accelerate launch / accelerate config say)."""
+    """Autocast precision; None: as accelerate launch / accelerate config say."""
     tensorboard: bool = True
     """Also log the per-epoch scalars to TensorBoard (if installed)."""
     plots: bool = True
     """Draw the figures at the end of each seed."""
     paper_result: str | None = None
     """Top-1 accuracy (%) the paper reports for this row, printed beside ours."""
+
+    def __post_init__(self) -> None:
+        # Paths given as str (RecipeConfig(out_dir="runs")) or read back from JSON.
+        for field in ("data_root", "out_dir", "resume", "cache_dir"):
+            value = getattr(self, field)
+            if isinstance(value, (str, os.PathLike)):
+                setattr(self, field, Path(value))
 
     def jsonable(self) -> dict[str, Any]:
         """The fields as JSON values (paths as strings)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -32,19 +33,47 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import sparsegrad
+from sparsegrad.data import check_files
 from sparsegrad.train.build import build_datasets, build_model, check_model, input_spec, limit_datasets
+from sparsegrad.train.checkpoint import checkpoint_epoch, latest_checkpoint
 from sparsegrad.train.config import RecipeConfig, effective_config, learning_rate, per_process_batch, validate
 from sparsegrad.train.fit import fit
 from sparsegrad.train.report import format_table, summarise, write_results
+from sparsegrad.train.resume import check_config, check_fits, resume_command
 from sparsegrad.train.session import setup
-from sparsegrad.train.store import RunFolder, create_run_dir, resume_points, slug, write_json
+from sparsegrad.train.store import RunFolder, SeedFolder, create_run_dir, resume_points, slug, write_json
 
-__all__ = ["make_accelerator", "run", "run_variants"]
+__all__ = ["Stopped", "make_accelerator", "run", "run_variants"]
 
 # Fields a variant may change and still share the datasets built once for all variants.
 _DATA_FIELDS = frozenset({"dataset", "data_root", "download", "T", "img_size", "autoaugment", "augment", "folds",
                           "fold", "train_limit", "eval_limit", "frame_cache", "cache_dir", "smoke", "grad_accum",
                           "out_dir"})
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (``SIGINT``) or ``SIGTERM``; its message says where, which
+    checkpoint is the last and the command that resumes.
+
+    Attributes:
+        signum: the signal that stopped the run.
+    """
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+
+
+def _stop_message(run_dir: Path, eff: RecipeConfig, seed: int, folder: SeedFolder, start: int, since: int) -> str:
+    done = start  # epochs done: the resume point's, or the last written to metrics.csv since the seed began
+    if folder.metrics.is_file() and folder.metrics.stat().st_mtime_ns >= since:
+        done = max([start] + [r.epoch for r in folder.read_history()])
+    where = (f"during epoch {done + 1} of seed {seed}" if done < eff.epochs
+             else f"after the last epoch of seed {seed}, before its results were written")
+    last = latest_checkpoint(folder.checkpoints)
+    checkpoint = (f"the last checkpoint is {last} (epoch {checkpoint_epoch(last)})" if last is not None
+                  else "no checkpoint of this seed was written yet")
+    return f"stopped {where}; {checkpoint}; resume with: {resume_command(run_dir)}"
 
 
 def make_accelerator(cfg: RecipeConfig) -> Accelerator:
@@ -67,26 +96,48 @@ def _environment(accelerator: Accelerator) -> dict[str, Any]:
 
 
 def _write_config(accelerator: Accelerator, run_dir: Path, cfg: RecipeConfig, eff: RecipeConfig,
-                  resumed_from: dict | None) -> None:
+                  resumed: tuple[dict, dict] | None) -> None:
+    """Writes ``config.json``; a resume appends to its ``resumes`` (``resumed``: the resume
+    points and the changed fields, which [check_config][sparsegrad.train.resume.check_config] allowed)."""
     if not accelerator.is_main_process:
         return
     record = {"config": cfg.jsonable(), "effective": eff.jsonable(), "lr": learning_rate(eff),
               "per_process_batch": per_process_batch(eff, accelerator.num_processes),
               "environment": _environment(accelerator), "resumes": []}
     path = RunFolder(run_dir).config
-    if resumed_from is not None and path.is_file():
+    if resumed is not None and path.is_file():
+        points, changed = resumed
         old = json.loads(path.read_text())
-        ignore = {"resume", "out_dir", "smoke"}
-        changed = {k: [v, record["effective"].get(k)] for k, v in old.get("effective", {}).items()
-                   if k not in ignore and record["effective"].get(k) != v}
-        if changed:
-            accelerator.print("warning: resuming with a configuration that differs from the run's: "
-                              + "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
         old.setdefault("resumes", []).append({"time": record["environment"]["time"], "argv": sys.argv,
-                                              "from": resumed_from, "changed": changed,
+                                              "from": points, "changed": changed,
                                               "processes": accelerator.num_processes})
         record = old
     write_json(path, record)
+
+
+def _datasets(eff: RecipeConfig, accelerator: Accelerator, datasets):
+    if datasets is not None:
+        return limit_datasets(eff, *datasets)
+    try:
+        return build_datasets(eff, accelerator)
+    except ValueError as err:
+        if eff.folds is not None or not str(err).startswith("--folds "):
+            raise
+        need = str(err).split(" ", 2)[2]  # "needs at least ..."
+        raise ValueError(f"--data-root {eff.data_root} is a single split (no train/ and test/ folders), so it is cut "
+                         f"by the default --folds 10 --fold 9 (the last tenth of each class tests), which {need}. "
+                         "Pass --folds K --fold k with K at most the smallest class's count, or give the data "
+                         "train/ and test/ folders") from None
+
+
+def _check_data(accelerator: Accelerator, train: Dataset, test: Dataset) -> None:
+    accelerator.print("--check-data: reading every file of the data once")
+    bad = check_files(train, test)
+    if bad:
+        lines = [message if str(path) in message else f"{path}: {message}" for path, message in bad]
+        raise ValueError(f"--check-data: {len(bad)} file(s) cannot be read:\n  " + "\n  ".join(lines)
+                         + "\nmend or remove them, then run again")
+    accelerator.print("--check-data: every file reads")
 
 
 def _prepare(cfg: RecipeConfig, accelerator: Accelerator, datasets, from_registry: bool, model: nn.Module | None):
@@ -103,21 +154,30 @@ def _prepare(cfg: RecipeConfig, accelerator: Accelerator, datasets, from_registr
                    model=not given)
     if given:
         eff = dataclasses.replace(eff, model=type(model).__name__)
-    train, test = build_datasets(eff, accelerator) if datasets is None else limit_datasets(eff, *datasets)
+    train, test = _datasets(eff, accelerator, datasets)
+    if eff.check_data:
+        _check_data(accelerator, train, test)
     spec = input_spec(eff, train, test, from_registry=from_registry)
-    check_model(eff, spec, build_model(eff, spec) if not given else model, test, accelerator)
-    return eff, train, test, spec
+    net = build_model(eff, spec) if not given else model
+    check_model(eff, spec, net, test, accelerator)
+    return eff, train, test, spec, net
 
 
-def _run_folder(accelerator: Accelerator, eff: RecipeConfig, run_dir: Path | None):
-    resume = eff.resume
+def _run_folder(accelerator: Accelerator, eff: RecipeConfig, run_dir: Path | None, net: nn.Module):
+    """The run folder and each seed's resume point; a resume is checked (every field, every
+    checkpoint against ``net``) before a later checkpoint is deleted."""
+    resume, where = eff.resume, f"--resume {eff.resume}"
     if resume is None and run_dir is not None and RunFolder(Path(run_dir)).config.is_file():
-        resume = Path(run_dir)
+        resume, where = Path(run_dir), f"the run in {run_dir}"
     if resume is not None:
         run, points, explicit = resume_points(resume, eff.seeds, eff.epochs)
+        changed = check_config(run, eff, where)
+        for point in points.values():
+            if point is not None:
+                check_fits(point, eff, net)
         if explicit is not None and accelerator.is_main_process:
             run.seed(explicit).truncate_after(points[explicit])
-        return run.path, points, explicit, {str(s): str(p) for s, p in points.items() if p is not None}
+        return run.path, points, explicit, ({str(s): str(p) for s, p in points.items() if p is not None}, changed)
     if run_dir is None:
         run_dir = create_run_dir(accelerator, eff.out_dir, eff.name + ("-smoke" if eff.smoke else ""))
     elif accelerator.is_main_process:
@@ -182,10 +242,10 @@ def run(cfg: RecipeConfig, accelerator: Accelerator | None = None, *, run_dir: P
 
 def _run(cfg: RecipeConfig, accelerator: Accelerator, run_dir: Path | None, datasets, from_registry: bool,
          model: nn.Module | None = None) -> Path:
-    eff, train_set, test_set, spec = _prepare(cfg, accelerator, datasets, from_registry, model)
-    run_dir, points, explicit, resumed_from = _run_folder(accelerator, eff, run_dir)
+    eff, train_set, test_set, spec, net = _prepare(cfg, accelerator, datasets, from_registry, model)
+    run_dir, points, explicit, resumed = _run_folder(accelerator, eff, run_dir, net)
     accelerator.wait_for_everyone()
-    _write_config(accelerator, run_dir, cfg, eff, resumed_from)
+    _write_config(accelerator, run_dir, cfg, eff, resumed)
     accelerator.print(_banner(eff, accelerator, train_set, test_set, run_dir))
     results = []
     for seed in eff.seeds:
@@ -195,8 +255,14 @@ def _run(cfg: RecipeConfig, accelerator: Accelerator, run_dir: Path | None, data
             accelerator.print(f"seed {seed}: finished earlier, kept")
             results.append(done)
             continue
-        session = setup(accelerator, eff, seed, train_set, test_set, spec, model)
-        results.append(fit(session, folder, points.get(seed), tag=f"{eff.name} seed {seed}"))
+        since = time.time_ns()
+        try:
+            session = setup(accelerator, eff, seed, train_set, test_set, spec, model)
+            results.append(fit(session, folder, points.get(seed), tag=f"{eff.name} seed {seed}"))
+        except KeyboardInterrupt as err:
+            start = checkpoint_epoch(points[seed]) if points.get(seed) is not None else 0
+            raise Stopped(_stop_message(run_dir, eff, seed, folder, start, since),
+                          getattr(err, "signum", signal.SIGINT)) from None
     summary = summarise(results)
     rows = results + ([{"seed": "mean", **summary}] if len(results) > 1 else [])
     table = format_table(rows, "seed") + (f"\npaper: {eff.paper_result} %" if eff.paper_result else "")

@@ -72,15 +72,22 @@ def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> Non
 
 def create_run_dir(accelerator: Accelerator, out_dir: str | os.PathLike, name: str) -> Path:
     """Creates ``out_dir/<name>-<YYYYmmdd-HHMMSS>`` (``-1``, ``-2``, ... if taken) on the main
-    process and returns it on every process (the path is broadcast)."""
+    process and returns it on every process (the path is broadcast).
+
+    Each name is claimed by one ``mkdir``, which fails if the folder exists, so runs started in
+    the same second by several processes or machines sharing ``out_dir`` get distinct folders."""
     path = [None]
     if accelerator.is_main_process:
         base = Path(out_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        base.parent.mkdir(parents=True, exist_ok=True)
         candidate, i = base, 0
-        while candidate.exists():
-            i += 1
-            candidate = base.with_name(f"{base.name}-{i}")
-        candidate.mkdir(parents=True)
+        while True:
+            try:
+                candidate.mkdir()
+                break
+            except FileExistsError:
+                i += 1
+                candidate = base.with_name(f"{base.name}-{i}")
         path = [str(candidate)]
     if accelerator.num_processes > 1:
         broadcast_object_list(path, from_process=0)
