@@ -19,6 +19,7 @@ import torch
 import tyro
 
 from sparsegrad.train import RecipeConfig, run
+from sparsegrad.train.config import effective_config
 from sparsegrad.train.cli import _resumed_default, main
 from sparsegrad.train.resume import MUTABLE, check_config, check_fits, recorded_config
 from sparsegrad.train.store import RunFolder, write_json
@@ -200,7 +201,8 @@ def test_the_study_never_mixes_quick_and_full_runs(tmp_path):
                    for q in (True, False))
     done = study.ablation_runs(study.tasks(quick), quick.seeds, tmp_path)[0]
     done.run_dir.mkdir(parents=True)
-    write_json(RunFolder(done.run_dir).config, {"config": done.config.jsonable(), "effective": done.config.jsonable()})
+    effective = effective_config(done.config).jsonable()
+    write_json(RunFolder(done.run_dir).config, {"config": done.config.jsonable(), "effective": effective})
     write_json(RunFolder(done.run_dir).results, {"runs": [{"complete": True, "epochs": 1}]})
     study._check_resumable(study.ablation_runs(study.tasks(quick), quick.seeds, tmp_path))  # the same kind: fine
     with pytest.raises(ValueError, match=rf"the run in {done.run_dir}: this run was trained with --train-limit 64, "

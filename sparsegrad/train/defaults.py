@@ -28,12 +28,11 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sparsegrad.data import DATASETS
 
-if TYPE_CHECKING:
-    from sparsegrad.train.config import RecipeConfig
+# RecipeConfig (sparsegrad.train.config) is only named in annotations: config imports this
+# module, so importing it back would make a circle.
 
 __all__ = ["MIN_BATCH", "MIN_STEPS", "available_cores", "data_defaults", "steps_warning", "suggest_batch"]
 

@@ -43,15 +43,21 @@ class EpochRecord:
     Args:
         epoch: the epoch, from 1.
         lr: learning rate the epoch trained at.
-        train_loss: mean (label-smoothed) training loss; train_acc: training accuracy.
-        test_loss: mean test cross-entropy; test_acc: test accuracy of the weighted output.
+        train_loss: mean (label-smoothed) training loss.
+        train_acc: training accuracy.
+        test_loss: mean test cross-entropy.
+        test_acc: test accuracy of the weighted output.
         best_test_acc: best test accuracy up to this epoch.
         test_acc_per_step: test accuracy of each timestep's own output, t = 1..T.
         factors: TWO factors after the epoch, t = 1..T.
-        train_time_s, eval_time_s, epoch_time_s: wall time (s).
+        train_time_s: wall time of the training pass (s).
+        eval_time_s: wall time of the evaluation (s).
+        epoch_time_s: wall time of the whole epoch (s).
         msg_p: MSG's drop probability (0 when MSG is off).
-        msg_seen, msg_dropped: surrogate-gradient entries MSG saw and dropped this epoch
-            (summed over processes); msg_drop_frac: their ratio (0 when none were seen).
+        msg_seen: surrogate-gradient entries MSG gave a keep decision this epoch (summed over
+            processes).
+        msg_dropped: those it dropped.
+        msg_drop_frac: their ratio (0 when none were seen).
     """
 
     epoch: int

@@ -4,7 +4,7 @@ anything of the run is deleted or written.
 A run folder's ``config.json`` records the configuration it was trained with;
 [recorded_config][sparsegrad.train.resume.recorded_config] reads it back (``--resume RUN``
 alone continues the run). [check_config][sparsegrad.train.resume.check_config] refuses a
-resume that changes a field outside [MUTABLE][sparsegrad.train.resume.MUTABLE], naming each;
+resume that changes a field outside ``MUTABLE``, naming each;
 [check_fits][sparsegrad.train.resume.check_fits] refuses a checkpoint whose weights, TWO
 factors or MSG state do not fit the network about to be trained.
 
@@ -111,7 +111,7 @@ def _same(field: str, old: Any, new: Any) -> bool:
 
 def check_config(run: RunFolder, eff: RecipeConfig, where: str) -> dict[str, list]:
     """Refuses to resume ``run`` with ``eff`` if a field outside
-    [MUTABLE][sparsegrad.train.resume.MUTABLE] differs from the run's recorded effective
+    ``MUTABLE`` differs from the run's recorded effective
     configuration; returns the mutable fields that differ, ``{field: [old, new]}``.
 
     A field the run's ``config.json`` does not record (a run older than the field) is not compared.
