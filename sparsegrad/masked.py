@@ -53,6 +53,7 @@ from ._masks.targets import (
     Targets,
     nothing_found,
     plan,
+    plan_last,
     selector,
     warn_approximate,
     warn_missed,
@@ -180,7 +181,8 @@ class MaskedGradient:
         self._sampler.load_state_dict(state)
 
     # ------------------------------------------------------------------ activation mode
-    def attach(self, model: nn.Module, targets: Targets | None = None, *, stack: bool = False) -> MaskedGradient:
+    def attach(self, model: nn.Module, targets: Targets | None = None, *, last: int | None = None,
+               example: torch.Tensor | tuple | None = None, stack: bool = False) -> MaskedGradient:
         """Mask the surrogate gradient of every spiking activation in ``model``.
 
         Each neuron kind gets the path of docs/interop.md ("Which path each neuron gets"):
@@ -195,6 +197,14 @@ class MaskedGradient:
                 instead: snntorch ``Leaky``/``Synaptic``, norse ``LIFCell``/``LIFBoxCell``/
                 ``LIF``/``LIFBox``, any of the above, or your own activation (its input
                 gradient is masked), e.g. ``targets=(snntorch.Leaky,)``.
+            last: mask only the last ``last`` of them in the order the forward runs them,
+                so that no path from the loss crosses more than ``last`` masks (deep networks,
+                below). The order is the order in which one forward of ``example`` first calls
+                each activation, not the order the modules are registered in; activations that
+                forward does not call are not masked. Default None: all of them.
+            example: one input of ``model`` (a tensor, or a tuple of positional arguments),
+                required with ``last`` and refused without it. It runs once, without gradient,
+                through a copy of ``model``, so the model's own state is untouched.
             stack: allow masking a neuron another ``MaskedGradient`` masks already (the
                 masks then multiply: ``p = 1 - (1 - p1)(1 - p2)``). Default False.
 
@@ -206,7 +216,10 @@ class MaskedGradient:
                 found, and the ``targets=`` to pass); an snntorch, norse or spikingjelly
                 neuron kind with no masking path (the message names it and what
                 ``targets=`` accepts); a neuron another ``MaskedGradient`` masks, without
-                ``stack=True``. Nothing is attached then.
+                ``stack=True``; ``last`` not an int >= 1, larger than the number of
+                activations the forward of ``example`` calls, or given without ``example``
+                (or ``example`` without ``last``); one of the last ``last`` neurons sharing a
+                sparsegrad surrogate instance with an earlier one. Nothing is attached then.
             TypeError: ``model`` is not a module.
             RuntimeError: at a training forward, a masked spikingjelly neuron starting from
                 the state of a step already backpropagated (``reset_net`` forgotten).
@@ -219,11 +232,18 @@ class MaskedGradient:
         if not isinstance(model, nn.Module):
             raise TypeError(f"MaskedGradient.attach: model must be an nn.Module, got {type(model).__name__}")
         stack = check_bool("MaskedGradient.attach: stack", stack)
+        if (last is None) != (example is None):
+            raise ValueError(
+                f"MaskedGradient.attach: last= and example= go together (example runs one forward to find "
+                f"the order of the spiking activations), got last={last!r} and "
+                f"example={'None' if example is None else type(example).__name__}"
+            )
         select = selector(targets)
         found = [(name, m) for name, m in model.named_modules() if select(m)]
         if not found:
             raise ValueError(nothing_found(model, targets))
-        plans = [each for each in plan(found) if self._token not in OWNERS.get(each.point, ())]
+        chosen = plan(found) if last is None else plan_last(model, found, last, example)
+        plans = [each for each in chosen if self._token not in OWNERS.get(each.point, ())]
         for each in plans:
             if OWNERS.get(each.point) and not stack:
                 raise ValueError(
