@@ -43,7 +43,8 @@ import tyro
 from accelerate.utils import set_seed
 
 from sparsegrad.study import Task, collect, run_all
-from sparsegrad.study.depth import DEPTH_VARIANTS, NETWORKS, curve, depth_rows, depth_runs, depth_table
+from sparsegrad.study.depth import (DEPTH_VARIANTS, NETWORKS, curve, depth_rows, depth_runs, depth_table,
+                                    probe_table)
 from sparsegrad.study.depth_figures import plot_curves, plot_probe
 from sparsegrad.study.probe import gradient_probe
 from sparsegrad.train import RecipeConfig
@@ -125,16 +126,6 @@ def _provenance(cfg: DepthConfig) -> dict:
             "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
 
 
-def _probe_markdown(probes: dict[str, list[dict]], titles: dict[str, str]) -> str:
-    lines = ["| network | p | layer l | L - l | (1-p)^(L-l) | cosine | gain | norm ratio |", "|" + "---|" * 8]
-    for task, results in probes.items():
-        for res in results:
-            label = f"{res['p']:g}" + (" rescale" if res["rescale"] else "")
-            lines += [f"| {titles[task]} | {label} | {r['layer']} | {r['masks_crossed']} | {r['paths_kept']:.3g} | "
-                      f"{r['cosine']:.3f} | {r['gain']:.3g} | {r['norm_ratio']:.3f} |" for r in res["layers"]]
-    return "\n".join(lines)
-
-
 def main(cfg: DepthConfig) -> Path:
     cfg = _effective(cfg)
     unknown = [n for n in cfg.networks if n not in NETWORKS]
@@ -151,7 +142,7 @@ def main(cfg: DepthConfig) -> Path:
                plot_probe(probes, titles, cfg.out_dir / "figures" / "probe.png")]
     text = (f"### MSG against depth: CIFAR-10 subset, {cfg.img_size} x {cfg.img_size}, T = {cfg.T}, "
             f"{cfg.epochs} epochs, seeds {list(cfg.seeds)}\n\n{depth_table(rows, titles)}\n\n"
-            f"### Gradient probe at initialisation\n\n{_probe_markdown(probes, titles)}")
+            f"### Gradient probe at initialisation\n\n{probe_table(probes, titles)}")
     write_json(cfg.out_dir / "results.json", {**_provenance(cfg), "networks": titles, "variants": DEPTH_VARIANTS,
                                               "tables": rows, "probe": probes, "records": records,
                                               "tables_markdown": text})

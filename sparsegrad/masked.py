@@ -53,6 +53,7 @@ from ._masks.targets import (
     Targets,
     nothing_found,
     plan,
+    plan_last,
     selector,
     warn_approximate,
     warn_missed,
@@ -68,6 +69,17 @@ class MaskedGradient:
     Attach it to a model (activation mode, the method of the paper) or wrap an optimizer
     (masks parameter gradients). Both can be undone with [remove][sparsegrad.masked.MaskedGradient.remove],
     and the object is a context manager.
+
+    On deep networks MSG on every layer slows learning: a path from the loss to a layer crosses
+    one mask per spiking layer above it, so with ``L`` of them the layer keeps ``(1 - p)^L`` of its
+    paths, and its gradient's direction drifts from the surrogate gradient's. In this project's
+    depth study (docs/results.md, "MSG on deep networks": CIFAR-10 subset, 6 epochs, 5 paired
+    seeds) ``p = 0.5`` cost nothing on 2 LIF layers (+1.2 points) but 5.5 to 7.9 points from 6 on
+    (Spiking ResNet18: -7.4), and the first layer's gradient kept a cosine of 0.16 (10 layers) and
+    -0.02 (ResNet18) with the unmasked one; ``rescale=True`` restored its scale, not its direction,
+    and did not help. ``attach(model, last=2, example=x)`` (at most two masks per path) kept that
+    cosine at 0.60 and 0.50 and cut the cost to 3.3 (10 layers) and 2.0 points (ResNet18); no
+    variant beat plain training on a deep network there, so the safe default is no MSG on one.
 
     Args:
         p: drop probability in ``[0, 1]``; ``M ~ Bernoulli(1 - p)``. Default 0.5 (paper).
@@ -109,7 +121,7 @@ class MaskedGradient:
         msg.remove()
         ```
 
-    Reference: paper Eq. 10-14 and §4.2; docs/design.md §2.3.
+    Reference: paper Eq. 10-14 and §4.2; docs/design.md §2.3; docs/results.md (depth study).
     """
 
     def __init__(
@@ -180,7 +192,8 @@ class MaskedGradient:
         self._sampler.load_state_dict(state)
 
     # ------------------------------------------------------------------ activation mode
-    def attach(self, model: nn.Module, targets: Targets | None = None, *, stack: bool = False) -> MaskedGradient:
+    def attach(self, model: nn.Module, targets: Targets | None = None, *, last: int | None = None,
+               example: torch.Tensor | tuple | None = None, stack: bool = False) -> MaskedGradient:
         """Mask the surrogate gradient of every spiking activation in ``model``.
 
         Each neuron kind gets the path of docs/interop.md ("Which path each neuron gets"):
@@ -195,6 +208,14 @@ class MaskedGradient:
                 instead: snntorch ``Leaky``/``Synaptic``, norse ``LIFCell``/``LIFBoxCell``/
                 ``LIF``/``LIFBox``, any of the above, or your own activation (its input
                 gradient is masked), e.g. ``targets=(snntorch.Leaky,)``.
+            last: mask only the last ``last`` of them in the order the forward runs them,
+                so that no path from the loss crosses more than ``last`` masks (deep networks,
+                below). The order is the order in which one forward of ``example`` first calls
+                each activation, not the order the modules are registered in; activations that
+                forward does not call are not masked. Default None: all of them.
+            example: one input of ``model`` (a tensor, or a tuple of positional arguments),
+                required with ``last`` and refused without it. It runs once, without gradient,
+                through a copy of ``model``, so the model's own state is untouched.
             stack: allow masking a neuron another ``MaskedGradient`` masks already (the
                 masks then multiply: ``p = 1 - (1 - p1)(1 - p2)``). Default False.
 
@@ -206,7 +227,10 @@ class MaskedGradient:
                 found, and the ``targets=`` to pass); an snntorch, norse or spikingjelly
                 neuron kind with no masking path (the message names it and what
                 ``targets=`` accepts); a neuron another ``MaskedGradient`` masks, without
-                ``stack=True``. Nothing is attached then.
+                ``stack=True``; ``last`` not an int >= 1, larger than the number of
+                activations the forward of ``example`` calls, or given without ``example``
+                (or ``example`` without ``last``); one of the last ``last`` neurons sharing a
+                sparsegrad surrogate instance with an earlier one. Nothing is attached then.
             TypeError: ``model`` is not a module.
             RuntimeError: at a training forward, a masked spikingjelly neuron starting from
                 the state of a step already backpropagated (``reset_net`` forgotten).
@@ -215,15 +239,30 @@ class MaskedGradient:
         function once; neurons sharing one spikingjelly surrogate are each masked. A copy
         of an attached model (``copy.deepcopy``, ``pickle``, ``torch.save``) is not masked:
         attach to it to mask it.
+
+        Example:
+            ```python
+            msg = MaskedGradient(0.5).attach(resnet, last=2, example=images)  # 2 masks per path at most
+            ```
+
+        Reference: paper Eq. 10-11; docs/design.md §2.3; ``last``: docs/results.md, "MSG on deep
+        networks" (the depth study).
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"MaskedGradient.attach: model must be an nn.Module, got {type(model).__name__}")
         stack = check_bool("MaskedGradient.attach: stack", stack)
+        if (last is None) != (example is None):
+            raise ValueError(
+                f"MaskedGradient.attach: last= and example= go together (example runs one forward to find "
+                f"the order of the spiking activations), got last={last!r} and "
+                f"example={'None' if example is None else type(example).__name__}"
+            )
         select = selector(targets)
         found = [(name, m) for name, m in model.named_modules() if select(m)]
         if not found:
             raise ValueError(nothing_found(model, targets))
-        plans = [each for each in plan(found) if self._token not in OWNERS.get(each.point, ())]
+        chosen = plan(found) if last is None else plan_last(model, found, last, example)
+        plans = [each for each in chosen if self._token not in OWNERS.get(each.point, ())]
         for each in plans:
             if OWNERS.get(each.point) and not stack:
                 raise ValueError(

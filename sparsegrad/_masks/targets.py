@@ -1,9 +1,12 @@
 """Finding what [MaskedGradient.attach][sparsegrad.masked.MaskedGradient.attach] masks: the
 modules ``targets`` selects, where each one's mask goes (a [Plan][sparsegrad._masks.targets.Plan]),
-who masks it already, and the messages when something is missing or inexact."""
+which of them ``last=`` keeps (the order a forward calls them in), who masks them already, and the
+messages when something is missing or inexact."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import sys
 import warnings
 import weakref
@@ -11,15 +14,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Union
 
+import torch
 from torch import nn
 
+from .._validate import check_positive_int
 from ..surrogate import Surrogate
 from .foreign import mask_foreign_neuron
 from .installers import mask_module_input, mask_sparsegrad_surrogate
 from .kinds import Kind, foreign_label, is_foreign_neuron, kind_of
 from .sampler import MaskSampler
 
-__all__ = ["OWNERS", "Plan", "Targets", "nothing_found", "plan", "selector", "warn_approximate", "warn_missed"]
+__all__ = [
+    "OWNERS", "Plan", "Targets", "nothing_found", "plan", "plan_last", "selector", "warn_approximate", "warn_missed",
+]
 
 Targets = Union[type, "tuple[type, ...]", Callable[[nn.Module], bool]]
 
@@ -71,25 +78,82 @@ class Plan:
         return mask_module_input(self.module, sampler)
 
 
-def plan(found: list[tuple[str, nn.Module]]) -> list[Plan]:
-    """Neurons first, so that a surrogate module a neuron holds is masked through the
-    neuron only; a sparsegrad surrogate shared by several neurons, once."""
+def _activations(found: list[tuple[str, nn.Module]]) -> list[Plan]:
+    """One entry per activation found: neurons first, so that a surrogate module a neuron holds
+    goes with the neuron; neurons sharing one sparsegrad surrogate share its ``point``."""
     kinds = {id(m): kind_of(m, name) for name, m in found}  # raises for unknown neuron kinds
     neuron_first = sorted(found, key=lambda nm: 0 if kinds[id(nm[1])] is not None or _holds_surrogate(nm[1]) else 1)
     claimed: set[int] = set()  # modules covered already: neurons and what they hold
-    points: set[int] = set()
-    plans: list[Plan] = []
+    out: list[Plan] = []
     for name, module in neuron_first:
         if id(module) in claimed:
             continue
         claimed.update(id(m) for m in module.modules())
         kind = kinds[id(module)]
         surrogate = _own_surrogate(module) if kind is None else None
-        point = module if surrogate is None else surrogate
-        if id(point) not in points:
-            points.add(id(point))
-            plans.append(Plan(name, module, point, kind, surrogate))
+        out.append(Plan(name, module, module if surrogate is None else surrogate, kind, surrogate))
+    return out
+
+
+def _once_per_point(activations: list[Plan]) -> list[Plan]:
+    points: set[int] = set()
+    plans = []
+    for each in activations:
+        if id(each.point) not in points:
+            points.add(id(each.point))
+            plans.append(each)
     return plans
+
+
+def plan(found: list[tuple[str, nn.Module]]) -> list[Plan]:
+    """What to mask: every activation, a sparsegrad surrogate shared by several neurons once."""
+    return _once_per_point(_activations(found))
+
+
+def _call_order(model: nn.Module, names: list[str], example) -> list[str]:
+    """``names`` (of modules of ``model``) in the order a forward of ``example`` first calls
+    them; ones it does not call are left out. The forward runs on a copy, without gradient,
+    so that ``model``'s state (batch-norm statistics, neuron state) is untouched."""
+    twin = copy.deepcopy(model)
+    modules = dict(twin.named_modules())
+    order: list[str] = []
+    for name in names:
+        modules[name].register_forward_pre_hook(functools.partial(_first_call, order, name))
+    with torch.no_grad():
+        twin(*example) if isinstance(example, tuple) else twin(example)
+    return order
+
+
+def _first_call(order: list[str], name: str, _module: nn.Module, _args: tuple) -> None:
+    if name not in order:
+        order.append(name)
+
+
+def plan_last(model: nn.Module, found: list[tuple[str, nn.Module]], last, example) -> list[Plan]:
+    """What to mask with ``attach(last=k, example=x)``: the last ``k`` activations that the forward
+    of ``x`` calls, in the order it first calls them (not the order the modules are registered in).
+
+    Raises:
+        ValueError: ``last`` not an int >= 1, more than the activations the forward calls, or
+            one of the last ``k`` sharing its sparsegrad surrogate with an earlier activation.
+    """
+    last = check_positive_int("MaskedGradient.attach: last", last)
+    activations = _activations(found)
+    order = _call_order(model, [a.name for a in activations], example)
+    if last > len(order):
+        raise ValueError(
+            f"MaskedGradient.attach: last={last!r}, but the forward of example calls {len(order)} "
+            f"spiking activation(s) of the {len(activations)} found; pass last= in [1, {len(order)}]"
+        )
+    chosen = set(order[-last:])
+    points = {id(a.point) for a in activations if a.name in chosen}
+    shared = [a.name or "the model" for a in activations if a.name not in chosen and id(a.point) in points]
+    if shared:
+        raise ValueError(
+            f"MaskedGradient.attach: last={last!r} would also mask {shared}, which share one sparsegrad "
+            "surrogate with a masked neuron; give each LIF its own surrogate (the default)"
+        )
+    return _once_per_point([a for a in activations if a.name in chosen])
 
 
 def _holds_surrogate(module: nn.Module) -> bool:

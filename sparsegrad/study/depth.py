@@ -11,7 +11,10 @@ skipped and interrupted ones resume ([run_all][sparsegrad.study.plan.run_all]).
 Outputs per network: final accuracy per variant with paired 95 % intervals against ``none``
 ([paired_comparison][sparsegrad.study.stats.paired_comparison]), test accuracy after each epoch
 (mean ± sd over seeds), and the first epoch at which a variant's mean curve reaches 90 % of
-``none``'s final mean accuracy.
+``none``'s final mean accuracy. The gradient probe's results
+([gradient_probe][sparsegrad.study.probe.gradient_probe]) are tabulated per layer
+([probe_table][sparsegrad.study.depth.probe_table]) and at the first and last LIF layer
+([probe_summary][sparsegrad.study.depth.probe_summary]).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from sparsegrad.study.plan import Planned, Task
 from sparsegrad.study.stats import mean_sd, paired_comparison
 from sparsegrad.train.store import SeedFolder, slug
 
-__all__ = ["NETWORKS", "DEPTH_VARIANTS", "curve", "depth_runs", "depth_rows", "depth_table", "epochs_to_reach"]
+__all__ = ["NETWORKS", "DEPTH_VARIANTS", "curve", "depth_runs", "depth_rows", "depth_table", "epochs_to_reach",
+           "probe_summary", "probe_table"]
 
 NETWORKS: dict[str, str] = {
     "spiking_plain2": "plain, 2 LIF layers",
@@ -130,4 +134,35 @@ def depth_table(rows_by_task: Mapping[str, Sequence[dict]], titles: Mapping[str,
                 cells += ["(baseline)", "", ""]
             cells.append("never" if r["epochs_to_target"] is None else str(r["epochs_to_target"]))
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _probe_label(res: dict) -> str:
+    last = res.get("last")  # the published study's probe predates gradient_probe(last=)
+    return f"{res['p']:g}" + (" rescale" if res["rescale"] else "") + (f" last={last}" if last else "")
+
+
+def probe_table(probes: Mapping[str, Sequence[dict]], titles: Mapping[str, str]) -> str:
+    """A Markdown table of the probe, one row per network, probed ``p`` and layer group."""
+    lines = ["| network | p | layer l | L - l | (1-p)^(L-l) | cosine | gain | norm ratio |", "|" + "---|" * 8]
+    for task, results in probes.items():
+        for res in results:
+            lines += [f"| {titles[task]} | {_probe_label(res)} | {r['layer']} | {r['masks_crossed']} | "
+                      f"{r['paths_kept']:.3g} | {r['cosine']:.3f} | {r['gain']:.3g} | {r['norm_ratio']:.3f} |"
+                      for r in res["layers"]]
+    return "\n".join(lines)
+
+
+def probe_summary(probes: Mapping[str, Sequence[dict]], titles: Mapping[str, str]) -> str:
+    """A Markdown table of the probe at two depths per network and probed ``p``: the first layer
+    group (``l = 0``, every LIF layer above it; paths kept ``(1 - p)^L``, or ``(1 - p)^last``) and
+    the last LIF layer's (``l = L - 1``, one mask)."""
+    head = ["network", "LIF layers L", "p", "l = 0: paths kept", "gain", "cosine", "l = L-1: cosine"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for task, results in probes.items():
+        for res in results:
+            rows = {r["layer"]: r for r in res["layers"]}
+            first, last = rows[0], rows[res["depth"] - 1]
+            lines.append(f"| {titles[task]} | {res['depth']} | {_probe_label(res)} | {first['paths_kept']:.3g} | "
+                         f"{first['gain']:.3g} | {first['cosine']:.3f} | {last['cosine']:.3f} |")
     return "\n".join(lines)

@@ -81,7 +81,7 @@ def _flat(grads: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
 
 
 def gradient_probe(net: nn.Module, x: torch.Tensor, y: torch.Tensor, p: float, *, masks: int = 8,
-                   rescale: bool = False, seed: int = 0,
+                   rescale: bool = False, seed: int = 0, last: int | None = None,
                    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _mean_logits_loss) -> dict:
     """Per LIF layer: how far MSG's gradient of one batch is from the plain surrogate gradient.
 
@@ -99,18 +99,20 @@ def gradient_probe(net: nn.Module, x: torch.Tensor, y: torch.Tensor, p: float, *
         masks: masks to average over, ``>= 1``.
         rescale: MSG's Eq. 13 rescaling.
         seed: seed of MSG's masks.
+        last: mask only the last ``last`` LIF layers (``attach(last=..., example=x)``), so that
+            group ``l`` crosses ``min(last, L - l)`` masks. Default None: every layer.
         loss_fn: ``loss_fn(logits [T, B, K], y) -> scalar``; default cross-entropy of the
             mean over time (TWO off).
 
     Returns:
-        ``{"p", "rescale", "masks", "depth": L, "layers": [...]}``, one layer row per group ``l``
+        ``{"p", "rescale", "masks", "depth": L, "last", "layers": [...]}``, one layer row per group ``l``
         with ``layer``, ``module`` (the first parameter's module), ``masks_crossed``
-        (``L - l``), ``paths_kept`` (``(1 - p)^(L - l)``), ``cosine``, ``cosine_sd``,
+        (``L - l``, at most ``last``), ``paths_kept`` (``(1 - p)^masks_crossed``), ``cosine``, ``cosine_sd``,
         ``norm_ratio``, ``norm_ratio_sd`` and ``gain`` (module docstring). Groups without
         parameters or with a zero unmasked gradient are left out.
 
     Raises:
-        ValueError: ``masks`` < 1, or a bad ``p`` / ``rescale`` (as MaskedGradient says).
+        ValueError: ``masks`` < 1, or a bad ``p`` / ``rescale`` / ``last`` (as MaskedGradient says).
     """
     if not isinstance(masks, int) or isinstance(masks, bool) or masks < 1:
         raise ValueError(f"gradient_probe: masks must be an int >= 1, got {masks!r}")
@@ -123,7 +125,7 @@ def gradient_probe(net: nn.Module, x: torch.Tensor, y: torch.Tensor, p: float, *
     params = [named[n] for n in names]
     try:
         plain = dict(zip(names, torch.autograd.grad(loss_fn(net(x), y), params, allow_unused=True)))
-        msg.attach(net)
+        msg.attach(net, last=last, example=None if last is None else x)
         loss = loss_fn(net(x), y)
         draws = [dict(zip(names, torch.autograd.grad(loss, params, retain_graph=k < masks - 1, allow_unused=True)))
                  for k in range(masks)]
@@ -131,11 +133,12 @@ def gradient_probe(net: nn.Module, x: torch.Tensor, y: torch.Tensor, p: float, *
         msg.remove()
         net.load_state_dict(state)
         net.train(was_training)
-    return {"p": float(p), "rescale": rescale, "masks": masks, "depth": len(groups) - 1,
-            "layers": _layer_rows(groups, plain, draws, p, rescale)}
+    return {"p": float(p), "rescale": rescale, "masks": masks, "depth": len(groups) - 1, "last": last,
+            "layers": _layer_rows(groups, plain, draws, p, rescale, last)}
 
 
-def _layer_rows(groups: list[list[str]], plain: dict, draws: list[dict], p: float, rescale: bool) -> list[dict]:
+def _layer_rows(groups: list[list[str]], plain: dict, draws: list[dict], p: float, rescale: bool,
+                last: int | None) -> list[dict]:
     depth, rows = len(groups) - 1, []
     for layer, group in enumerate(groups):
         group = [n for n in group if n in plain and plain[n] is not None]
@@ -150,7 +153,7 @@ def _layer_rows(groups: list[list[str]], plain: dict, draws: list[dict], p: floa
         cos = [float(torch.nn.functional.cosine_similarity(k, g, dim=0)) for k in ks]
         ratio = [float(k.norm() / norm) for k in ks]
         gain = [float(k @ g / norm**2) for k in ks]
-        crossed = depth - layer
+        crossed = depth - layer if last is None else min(last, depth - layer)
         rows.append({"layer": layer, "module": group[0].rsplit(".", 1)[0], "masks_crossed": crossed,
                      "paths_kept": 1.0 if rescale else (1 - p) ** crossed,
                      "cosine": statistics.fmean(cos), "cosine_sd": _sd(cos),
