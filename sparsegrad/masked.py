@@ -41,6 +41,7 @@ before each optimizer step, with the same mask on every data-parallel rank.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -276,6 +277,8 @@ class MaskedGradient:
         warn_approximate(plans)
         if targets is None:
             warn_missed(model)
+        if last is None:
+            _warn_deep(len(chosen), self._sampler.p)
         return self
 
     # ------------------------------------------------------------------- optimizer mode
@@ -342,3 +345,21 @@ def _shared_seed() -> int:
         seed = seed.to(device)
         dist.broadcast(seed, src=0)
     return int(seed)
+
+
+DEEP = 6
+"""From this many masked spiking activations on, ``attach`` warns (the depth study's threshold)."""
+
+
+def _warn_deep(count: int, p: float) -> None:
+    """One warning when MSG masks every layer of a deep network: a gradient path to the first
+    layer crosses ``count`` masks and keeps ``(1 - p) ** count`` of its paths."""
+    if count >= DEEP and p > 0:
+        warnings.warn(
+            f"MaskedGradient(p={p:g}) masks {count} spiking activations: a gradient path to the first "
+            f"crosses {count} masks and keeps (1-p)^{count} = {(1 - p) ** count:.2g} of its paths. In the "
+            "depth study MSG p=0.5 on every layer of 6 or more LIF layers cost 5-8 accuracy points "
+            "(docs/results.md, 'MSG on deep networks'); consider p=0.25 or attach(model, last=2, example=x)",
+            UserWarning,
+            stacklevel=3,
+        )

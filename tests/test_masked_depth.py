@@ -6,6 +6,8 @@ left of it. With the atan surrogate ``SG' > 0`` everywhere, so a zero after mask
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import timm
 import torch
@@ -155,3 +157,30 @@ def test_probe_without_last_crosses_every_layer(plain6):
     assert first["gain"] == pytest.approx(0.5**6, rel=0.25)
     assert first["cosine"] < 0.3
 
+
+
+def _chain(n_lif: int) -> nn.Sequential:
+    layers = [nn.Linear(4, 4)]
+    for _ in range(n_lif):
+        layers += [LIF(), nn.Linear(4, 4)]
+    return nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("n_lif, warns", [(5, False), (6, True), (17, True)])
+def test_attach_warns_once_on_a_deep_network(n_lif, warns):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MaskedGradient(0.5).attach(_chain(n_lif))
+    deep = [w for w in caught if "gradient path to the first" in str(w.message)]
+    assert len(deep) == (1 if warns else 0)
+    if warns:
+        assert f"masks {n_lif} spiking activations" in str(deep[0].message)
+        assert f"{0.5 ** n_lif:.2g}" in str(deep[0].message)
+
+
+def test_no_deep_warning_with_last_or_p_zero():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MaskedGradient(0.5).attach(_chain(8), last=2, example=torch.zeros(2, 3, 4))
+        MaskedGradient(0.0).attach(_chain(8))
+    assert not [w for w in caught if "gradient path to the first" in str(w.message)]
