@@ -36,6 +36,23 @@ VGG_LAYOUT = (64, 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
 TABLES = ["vgg", "demo", "spikingjelly", "snntorch"]
 
 
+class SpikingjellyNet(nn.Module):
+    """spikingjelly multi-step layers as one network: ``[B, T, C, H, W] -> [T, B, K]``, its
+    neurons reset before every forward (they keep state between calls)."""
+
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        from spikingjelly.activation_based import neuron
+
+        self.body = body
+        self._neurons = [m for m in body.modules() if isinstance(m, neuron.BaseNode)]
+
+    def forward(self, x):
+        for m in self._neurons:
+            m.reset()
+        return self.body(x.transpose(0, 1).contiguous())
+
+
 def spikingjelly_vggsnn(num_classes: int = 10) -> nn.Module:
     """VGGSNN from spikingjelly 2.x layers, matching sparsegrad's ``vggsnn`` layer for layer."""
     from spikingjelly.activation_based import layer, neuron, surrogate
@@ -57,18 +74,7 @@ def spikingjelly_vggsnn(num_classes: int = 10) -> nn.Module:
     layers.append(layer.SeqToANNContainer(nn.Flatten(), nn.Linear(512 * 3 * 3, num_classes)))
     body = nn.Sequential(*layers)
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = body
-
-        def forward(self, x):  # [B, T, C, H, W] -> [T, B, K]
-            for m in self.body.modules():
-                if hasattr(m, "reset") and isinstance(m, neuron.BaseNode):
-                    m.reset()
-            return self.body(x.transpose(0, 1).contiguous())
-
-    return Net()
+    return SpikingjellyNet(body)
 
 
 def spikingjelly_demo_net(num_classes: int = 10) -> nn.Module:
@@ -88,18 +94,7 @@ def spikingjelly_demo_net(num_classes: int = 10) -> nn.Module:
         layer.SeqToANNContainer(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64 * 8 * 8, num_classes)),
     )
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = body
-
-        def forward(self, x):  # [B, T, C, H, W] -> [T, B, K]
-            for m in self.body.modules():
-                if isinstance(m, neuron.BaseNode):
-                    m.reset()
-            return self.body(x.transpose(0, 1).contiguous())
-
-    return Net()
+    return SpikingjellyNet(body)
 
 
 def snntorch_demo_net(num_classes: int = 10) -> nn.Module:

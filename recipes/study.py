@@ -23,19 +23,14 @@ run again with the same ``--out-dir``.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
-import platform
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import tyro
 
 from sparsegrad.study import (VARIANTS, Task, ablation_runs, collect, markdown_table, most_moved_by_msg, run_all,
                               sweep_label, sweep_rows, sweep_runs)
-from sparsegrad.study.report import study_page
+from sparsegrad.study.report import provenance, study_page
 from sparsegrad.study.figures import plot_all
 from sparsegrad.train import RecipeConfig, RunFolder, write_json
 from sparsegrad.train.config import effective_config
@@ -78,16 +73,6 @@ def tasks(cfg: StudyConfig) -> list[Task]:
     ]
 
 
-def _provenance(cfg: StudyConfig) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    return {"command": "python recipes/study.py" + (" --quick" if cfg.quick else ""),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "commit": commit or "unknown", "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-            f"{platform.processor() or platform.platform()}", "torch": torch.__version__,
-            "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
-
-
 def _check_resumable(plan) -> None:
     """Refuses, before anything trains, a folder holding runs of another configuration (a
     --quick study's, say), even those finished, which run_all would keep without a look."""
@@ -105,6 +90,10 @@ def resolve(cfg: StudyConfig) -> StudyConfig:
     if not set(cfg.sweep_seeds) <= set(cfg.seeds):
         raise ValueError(f"--sweep-seeds {cfg.sweep_seeds} must be a subset of --seeds {cfg.seeds}")
     return cfg
+
+
+def _command(cfg) -> str:
+    return "python recipes/study.py" + (" --quick" if cfg.quick else "")
 
 
 def main(cfg: StudyConfig) -> Path:
@@ -129,7 +118,7 @@ def main(cfg: StudyConfig) -> Path:
     text = "\n\n".join([text]
                        + [f"### p sweep on {titles[sweep_task.name]}, MSG alone, seeds {list(cfg.sweep_seeds)}"
                           f"\n\n{markdown_table(sweep_table, first='p')}"])
-    write_json(cfg.out_dir / "results.json", {**_provenance(cfg), "tasks": titles, "ablation": tables, "cost": costs,
+    write_json(cfg.out_dir / "results.json", {**provenance(_command(cfg), cfg), "tasks": titles, "ablation": tables, "cost": costs,
                                               "sweep_task": sweep_task.name, "sweep": sweep_table,
                                               "records": records, "tables_markdown": text})
     (cfg.out_dir / "results.md").write_text(text + "\n")

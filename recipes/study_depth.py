@@ -31,10 +31,7 @@ stopped when run again with the same ``--out-dir``.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
-import platform
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +44,7 @@ from sparsegrad.study.depth import (DEPTH_VARIANTS, NETWORKS, curve, depth_rows,
                                     probe_table)
 from sparsegrad.study.depth_figures import plot_curves, plot_probe
 from sparsegrad.study.probe import gradient_probe
+from sparsegrad.study.report import provenance
 from sparsegrad.train import RecipeConfig
 from sparsegrad.train.build import build_datasets, build_model, input_spec
 from sparsegrad.train import write_json
@@ -116,14 +114,8 @@ def probe_network(cfg: DepthConfig, model: str) -> list[dict]:
     return results
 
 
-def _provenance(cfg: DepthConfig) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    return {"command": "python recipes/study_depth.py" + (" --quick" if cfg.quick else ""),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "commit": commit or "unknown", "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
-            f"{platform.processor() or platform.platform()}", "torch": torch.__version__,
-            "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
+def _command(cfg) -> str:
+    return "python recipes/study_depth.py" + (" --quick" if cfg.quick else "")
 
 
 def main(cfg: DepthConfig) -> Path:
@@ -143,7 +135,7 @@ def main(cfg: DepthConfig) -> Path:
     text = (f"### MSG against depth: CIFAR-10 subset, {cfg.img_size} x {cfg.img_size}, T = {cfg.T}, "
             f"{cfg.epochs} epochs, seeds {list(cfg.seeds)}\n\n{depth_table(rows, titles)}\n\n"
             f"### Gradient probe at initialisation\n\n{probe_table(probes, titles)}")
-    write_json(cfg.out_dir / "results.json", {**_provenance(cfg), "networks": titles, "variants": DEPTH_VARIANTS,
+    write_json(cfg.out_dir / "results.json", {**provenance(_command(cfg), cfg), "networks": titles, "variants": DEPTH_VARIANTS,
                                               "tables": rows, "probe": probes, "records": records,
                                               "tables_markdown": text})
     (cfg.out_dir / "results.md").write_text(text + "\n")

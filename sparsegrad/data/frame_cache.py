@@ -84,10 +84,8 @@ class FrameCache:
         """
         path = self.path(index)
         try:
-            data, _ = load_from_disk_cache(path)
-            return data
+            return load_from_disk_cache(path)[0]
         except OSError:  # missing (FileNotFoundError) or unreadable: make it (again)
-            pass
-        data = make()
+            data = make()
         _write_atomically(path, lambda tmp: save_to_disk_cache(data, target, tmp))
         return data

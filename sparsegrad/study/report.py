@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import json
+import platform
 import statistics
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
+
+import torch
 
 from sparsegrad.study.plan import VARIANTS
 from sparsegrad.study.stats import mean_sd, paired_comparison
 
 __all__ = ["ablation_rows", "cost_rows", "cost_table", "sweep_rows", "markdown_table", "most_moved_by_msg",
-           "study_page"]
+           "study_page", "provenance"]
 
 BASELINE = "none"
 
@@ -109,3 +117,16 @@ def study_page(records: Sequence[dict], titles: dict[str, str]) -> tuple[dict, d
     text = "\n\n".join(f"### {titles[task]}\n\n{markdown_table(tables[task])}\n\n{cost_table(costs[task])}"
                        for task in titles)
     return tables, costs, text
+
+
+def provenance(command: str, cfg) -> dict:
+    """What a published results.json records about its run: ``command``, the UTC date, the git
+    commit of this checkout (``"unknown"`` outside one), machine, torch version and ``cfg`` (a
+    dataclass) as JSON."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
+    return {"command": command,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "commit": commit or "unknown", "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
+            f"{platform.processor() or platform.platform()}", "torch": torch.__version__,
+            "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=str))}
